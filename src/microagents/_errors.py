@@ -1,0 +1,84 @@
+"""The one exception hierarchy of microagents.
+
+Every error the library raises on purpose subclasses `MicroagentsError`::
+
+    MicroagentsError
+    └── SpecError          a spec (agent, workflow, tool) is malformed or inconsistent;
+                           carries every `Problem` found, each with file:line:col and field
+
+A message always says what is wrong and what to do about it; a `Problem` also carries a stable
+code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks) that a user can search for.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+class MicroagentsError(Exception):
+    """Base class of every error microagents raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where in a source file something stands (1-based line and column)."""
+
+    file: Path | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        parts = [str(self.file) if self.file is not None else "<python>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a spec: where, which field, what, and what to do."""
+
+    code: str
+    message: str
+    location: Location = field(default_factory=Location)
+    field_path: str = ""
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        field_part = f"{self.field_path}: " if self.field_path else ""
+        return f"{where}{self.severity} {self.code}: {field_part}{self.message}"
+
+
+class SpecError(MicroagentsError):
+    """A spec could not be loaded or failed its static checks.
+
+    `problems` lists every problem found (not only the first), errors before warnings.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def suggest(name: str, known: list[str], what: str) -> str:
+    """'did you mean X?' when something is close, else the list of what exists."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if not known:
+        return f"there are no {what}"
+    shown = ", ".join(sorted(known)[:12])
+    more = f" (and {len(known) - 12} more)" if len(known) > 12 else ""
+    return f"known {what}: {shown}{more}"

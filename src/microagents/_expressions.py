@@ -1,0 +1,244 @@
+"""Sandboxed expressions and templates: node input bindings, edge conditions, prompts.
+
+Everything a spec author writes between ``{{ }}`` (or in a ``when:``) runs in Jinja2's
+immutable sandbox — never ``eval`` — and is parsed once, when the spec is compiled. Parsing
+also yields the names an expression reads (``input.ticket``, ``nodes.route.output.category``),
+which the graph compiler checks against the schemas before any model is called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import TemplateAssertionError
+from jinja2.meta import find_undeclared_variables
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel
+
+Path = tuple[str, ...]
+"""A dotted reference read by an expression, e.g. ``("nodes", "route", "output", "category")``."""
+
+BINDING_NAMES = frozenset({"input", "nodes"})
+MAP_NAMES = frozenset({"item", "index"})
+
+
+class ExpressionError(ValueError):
+    """An expression does not parse, or reaches for something the sandbox refuses."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    # Jinja's own tojson escapes <, > and & for HTML; prompts want the text as it is.
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=ChainableUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson"] = _to_json
+    return env
+
+
+ENVIRONMENT = _make_environment()
+"""The one sandboxed environment every template and expression is compiled in."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled expression and the references it reads."""
+
+    source: str
+    references: tuple[Path, ...]
+    names: frozenset[str]
+    evaluate: Callable[[Mapping[str, Any]], Any]
+    direct: Path | None = None
+    """The path when the whole expression is one reference (so its type is the path's type)."""
+    renders_text: bool = False
+    """True when the expression is a template that always renders to a string."""
+
+
+def parse_expression(source: str) -> Expression:
+    """Compile a bare expression (``not nodes.check.output.valid``) for the sandbox."""
+    ast = _parse("{{ " + source + " }}", source)
+    compiled = ENVIRONMENT.compile_expression(source, undefined_to_none=True)
+    return Expression(
+        source,
+        tuple(_references(ast)),
+        frozenset(find_undeclared_variables(ast)),
+        lambda context: compiled(**context),
+        direct=_direct_path(ast),
+    )
+
+
+def parse_template_string(source: str) -> Expression:
+    """Compile a binding string. A string that is exactly one ``{{ expr }}`` keeps the value's
+    type (a dict stays a dict); any other string renders to text."""
+    stripped = source.strip()
+    inner = stripped[2:-2] if stripped.startswith("{{") and stripped.endswith("}}") else None
+    if inner is not None and "{{" not in inner and "}}" not in inner:
+        return parse_expression(inner.strip())
+    ast = _parse(source, source)
+    template = ENVIRONMENT.from_string(ast)
+    return Expression(
+        source,
+        tuple(_references(ast)),
+        frozenset(find_undeclared_variables(ast)),
+        lambda context: template.render(context),
+        renders_text=True,
+    )
+
+
+def is_templated(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+def compile_value(value: Any) -> Any:
+    """A binding with every templated string replaced by its compiled `Expression`."""
+    if isinstance(value, str):
+        return parse_template_string(value) if is_templated(value) else value
+    if isinstance(value, dict):
+        return {key: compile_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [compile_value(item) for item in value]
+    return value
+
+
+def evaluate_value(compiled: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate a binding made by `compile_value` in `context`."""
+    if isinstance(compiled, Expression):
+        return compiled.evaluate(context)
+    if isinstance(compiled, dict):
+        return {key: evaluate_value(item, context) for key, item in compiled.items()}
+    if isinstance(compiled, list):
+        return [evaluate_value(item, context) for item in compiled]
+    return compiled
+
+
+def expressions_in(
+    compiled: Any, path: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], Expression]]:
+    """Every `Expression` inside a compiled binding, with its path in the binding."""
+    if isinstance(compiled, Expression):
+        return [(path, compiled)]
+    if isinstance(compiled, dict):
+        return [
+            found for key, item in compiled.items() for found in expressions_in(item, (*path, key))
+        ]
+    if isinstance(compiled, list):
+        return [
+            found
+            for index, item in enumerate(compiled)
+            for found in expressions_in(item, (*path, index))
+        ]
+    return []
+
+
+def compile_prompt(source: str) -> tuple[Any, frozenset[str]]:
+    """Compile a prompt template; returns the template and the variables it reads."""
+    ast = _parse(source, source)
+    return ENVIRONMENT.from_string(ast), frozenset(find_undeclared_variables(ast))
+
+
+def _parse(source: str, shown: str) -> nodes.Template:
+    try:
+        ast = ENVIRONMENT.parse(source)
+        _refuse_private_access(ast)
+        ENVIRONMENT.compile(ast)  # unknown filters and tests are found at compile time
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_describe_syntax_error(exc, shown), exc.lineno) from None
+    except TemplateAssertionError as exc:  # pragma: no cover - a subclass of the above
+        raise ExpressionError(str(exc), exc.lineno) from None
+    return ast
+
+
+def _describe_syntax_error(exc: TemplateSyntaxError, shown: str) -> str:
+    message = exc.message or "syntax error"
+    if len(shown) > 60 or "\n" in shown:
+        return f"template syntax error on its line {exc.lineno}: {message}"
+    return f"cannot parse '{shown}': {message}"
+
+
+def _refuse_private_access(ast: nodes.Template) -> None:
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
+        if isinstance(name, str) and name.startswith("_"):
+            raise ExpressionError(
+                f"'{name}' is not allowed: expressions may not reach private or dunder "
+                "attributes (the sandbox refuses them)",
+                node.lineno,
+            )
+
+
+def _const_key(node: nodes.Getitem | nodes.Expr) -> Any:
+    arg = getattr(node, "arg", None)
+    return arg.value if isinstance(arg, nodes.Const) else None
+
+
+def _references(ast: nodes.Node) -> list[Path]:
+    """Every dotted path rooted at a name, outermost chains only: ``a.b.c`` gives one path."""
+    found: list[Path] = []
+
+    def visit(node: nodes.Node) -> None:
+        chain = _chain(node)
+        if chain is not None:
+            found.append(chain[0])
+            for child in chain[1]:
+                visit(child)
+            return
+        for child in node.iter_child_nodes():
+            visit(child)
+
+    visit(ast)
+    return found
+
+
+def _direct_path(ast: nodes.Template) -> Path | None:
+    if len(ast.body) == 1 and isinstance(ast.body[0], nodes.Output) and len(ast.body[0].nodes) == 1:
+        chain = _chain(ast.body[0].nodes[0])
+        if chain is not None and not chain[1]:
+            return chain[0]
+    return None
+
+
+def _chain(node: nodes.Node) -> tuple[Path, list[nodes.Node]] | None:
+    """(path, sub-expressions to keep visiting) if `node` is a name or attribute chain."""
+    parts: list[str] = []
+    others: list[nodes.Node] = []
+    current = node
+    while True:
+        if isinstance(current, nodes.Getattr):
+            parts.append(current.attr)
+            current = current.node
+        elif isinstance(current, nodes.Getitem):
+            key = _const_key(current)
+            if key is None:  # a computed key: the path is only known up to here
+                parts.clear()
+                others.append(current.arg)
+            else:
+                parts.append(str(key))
+            current = current.node
+        elif isinstance(current, nodes.Name):
+            if current.ctx != "load":
+                return None
+            parts.append(current.name)
+            return tuple(reversed(parts)), others
+        else:
+            return None

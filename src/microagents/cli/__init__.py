@@ -1,0 +1,206 @@
+"""The `microagents` command: a thin layer over the public Python API.
+
+Exit codes: 0 success, 1 some items failed, 2 bad input or spec. Errors are one line each,
+naming the file, line, column and field; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .._errors import MicroagentsError, Problem, SpecError
+from .._project import Project
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _project_options(command: F) -> F:
+    command = click.option(
+        "--agents",
+        "agent_dirs",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="Folder of agent specs (repeatable; default: ./agents).",
+    )(command)
+    command = click.option(
+        "--tools",
+        "tool_modules",
+        multiple=True,
+        metavar="MODULE",
+        help="Python module whose @tool functions workflows may use (repeatable).",
+    )(command)
+    return command
+
+
+def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> Project:
+    tools = Project.tools_from_modules(tool_modules)
+    return Project(agent_dirs=list(agent_dirs) or None, tools=tools)
+
+
+def _echo_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="microagents")
+def cli() -> None:
+    """Declarative workflows of small Claude agents that escalate only when needed."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_project_options
+def validate(
+    paths: tuple[Path, ...], agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
+) -> None:
+    """Check agent and workflow files (or folders of them) before any token is spent."""
+    from .._loading import load_any_spec
+    from .._project import spec_files
+
+    project = _make_project(agent_dirs, tool_modules)
+    failed = 0
+    files = spec_files(paths)
+    for file in files:
+        try:
+            kind, sourced = load_any_spec(file)
+            if kind == "workflow":
+                compiled = project.compile(sourced.spec, sourced.source)
+                warnings = list(compiled.warnings)
+                what = f"workflow {compiled.spec.name}@{compiled.spec.version}"
+            else:
+                from .._agent import compile_agent
+
+                agent = compile_agent(sourced)
+                warnings = list(agent.warnings)
+                what = f"agent {agent.reference}"
+        except SpecError as exc:
+            failed += 1
+            _echo_problems(exc.problems)
+            click.echo(f"invalid  {file}", err=True)
+            continue
+        _echo_problems(warnings)
+        click.echo(f"ok       {file} ({what})")
+    click.echo(f"{len(files) - failed} valid, {failed} invalid")
+    if failed:
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+@cli.command()
+@click.argument("workflow", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+@_project_options
+def graph(
+    workflow: Path, fmt: str, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
+) -> None:
+    """Draw a workflow as Mermaid or Graphviz DOT."""
+    compiled = _make_project(agent_dirs, tool_modules).load_workflow(workflow)
+    _echo_problems(list(compiled.warnings))
+    click.echo(compiled.to_mermaid() if fmt == "mermaid" else compiled.to_dot(), nl=False)
+
+
+@cli.group()
+def agents() -> None:
+    """List and inspect the agents a project can use."""
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@_project_options
+def agents_list(as_json: bool, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> None:
+    """Every agent version, with its tier and where it comes from."""
+    project = _make_project(agent_dirs, tool_modules)
+    entries = sorted(project.registry.entries(), key=lambda e: (e.name, e.version))
+    if as_json:
+        for entry in entries:
+            spec = entry.sourced.spec
+            record = {
+                "name": spec.name, "version": spec.version, "model": spec.model,
+                "description": spec.description, "tools": spec.tools, "source": entry.source_name,
+            }  # fmt: skip
+            click.echo(json.dumps(record))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("name", "version", "model", "description", "source", box=None)
+        for entry in entries:
+            spec = entry.sourced.spec
+            table.add_row(spec.name, spec.version, spec.model, spec.description, entry.source_name)
+        Console(width=max(100, _terminal_width())).print(table)
+    _echo_problems(project.problems())
+
+
+@agents.command("show")
+@click.argument("reference")
+@_project_options
+def agents_show(
+    reference: str, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
+) -> None:
+    """Show one agent (NAME or NAME@VERSION): spec, schemas and its prompt on an example."""
+    from .._builder import spec_to_yaml
+
+    agent = _make_project(agent_dirs, tool_modules).registry.resolve(reference)
+    click.echo(f"# {agent.reference} from {agent.source.file or 'python'}")
+    click.echo(spec_to_yaml(agent.spec), nl=False)
+    if agent.spec.examples:
+        example = agent.spec.examples[0].input
+        click.echo("\n# prompt rendered for the first example input")
+        click.echo(agent.render_prompt(example), nl=False)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["agent", "workflow"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of agent or workflow YAML (for editor autocompletion)."""
+    from .._json_schema import spec_json_schema
+
+    click.echo(json.dumps(spec_json_schema(kind), indent=2))
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 20)).columns
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning our errors into one-line messages and exit codes."""
+    try:
+        result = cli.main(args=argv, prog_name="microagents", standalone_mode=False)
+    except SpecError as exc:
+        _echo_problems(exc.problems)
+        sys.exit(EXIT_BAD_INPUT)
+    except MicroagentsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence against a traceback
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in microagents; "
+            "please report it with the command you ran.",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
