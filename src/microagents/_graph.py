@@ -299,12 +299,16 @@ class _Compiler:
             and self.check_endpoint(edge.into, (*path, "into"))
             and ok
         ):
-            self.graph.add_edge(edge.to, edge.into, kind="fan_in", label="", index=index)
+            self.graph.add_edge(edge.to, edge.into, kind="fan_in", label="all results", index=index)
         if ok:
             kind: EdgeKind = (
                 "map" if edge.map is not None else "conditional" if edge.when else "plain"
             )
-            label = "map" if edge.map is not None else edge.when or ""
+            label = edge.when or ""
+            if edge.map is not None:
+                label = "for each item" + (
+                    f" · {edge.concurrency} at a time" if edge.concurrency else ""
+                )
             self.graph.add_edge(
                 edge.source,
                 edge.to,

@@ -93,9 +93,9 @@ def to_mermaid(workflow: CompiledWorkflow) -> str:
     for node_id in workflow.graph.nodes:
         if _may_end_run(workflow, node_id):
             out.append(f"    {node_id} --> {END}")
-    out.append("    classDef tool fill:#f4f4f4,stroke:#888")
     tools = [n for n, node in workflow.nodes.items() if node.kind == "tool"]
     if tools:
+        out.append("    classDef tool fill:#f4f4f4,stroke:#888")
         out.append(f"    class {','.join(tools)} tool")
     return "\n".join(out) + "\n"
 

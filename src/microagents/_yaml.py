@@ -134,7 +134,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: Path | None) -> 
             "a tab character is used for indentation; YAML allows only spaces there",
             Location(file, line, column),
         )
-    if "expected a single document" in problem:
+    if "expected a single document" in (exc.context or ""):
         return Problem(
             "MA106",
             "file holds more than one YAML document ('---'); put one spec per file",

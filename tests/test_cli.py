@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from microagents.cli import main
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def test_validate_accepts_the_built_in_agents_and_workflows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["validate", "agents", "workflows"], capsys)
+    assert code == 0, err
+    assert err == ""  # no warnings either
+    assert "0 invalid" in out
+
+
+def test_graph_of_support_triage(
+    capsys: pytest.CaptureFixture[str], snapshot: SnapshotAssertion
+) -> None:
+    code, out, _ = run(["graph", "workflows/support_triage.yaml"], capsys)
+    assert code == 0
+    assert out == snapshot
+
+
+def test_graph_of_invoice_extraction_as_dot(
+    capsys: pytest.CaptureFixture[str], snapshot: SnapshotAssertion
+) -> None:
+    code, out, _ = run(["graph", "workflows/invoice_extraction.yaml", "--format", "dot"], capsys)
+    assert code == 0
+    assert out == snapshot
+
+
+def test_agents_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["agents", "list", "--json"], capsys)
+    assert code == 0
+    names = {json.loads(line)["name"] for line in out.splitlines()}
+    assert {"router", "extractor", "validator"} <= names
+    code, out, _ = run(["agents", "show", "router@^1"], capsys)
+    assert code == 0
+    assert out.startswith("# router@1.0.0 from agents/router.yaml")
+    assert "# prompt rendered for the first example input" in out
+
+
+def test_unknown_agent_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["agents", "show", "routr"], capsys)
+    assert code == 2
+    assert err == "error: unknown agent 'routr'; did you mean 'router'?\n"
+
+
+def test_missing_path_and_bad_tools_module(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["validate", "no/such/dir"], capsys)
+    assert (code, err) == (2, "<python>: error MA101: no such file or folder: no/such/dir\n")
+    code, _, err = run(["validate", "--tools", "no_such_module_xyz", "agents"], capsys)
+    assert code == 2
+    assert err.startswith("error: cannot import tools module 'no_such_module_xyz'")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["graph", "workflows/support_triage.yaml", "--format", "png"], capsys)
+    assert code == 2
+    assert "'png' is not one of 'mermaid', 'dot'" in err
+
+
+def test_schema_for_editors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["schema", "workflow"], capsys)
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert {"name", "nodes", "edges", "output"} <= set(schema["properties"])
+    edge = schema["$defs"]["EdgeSpec"]
+    assert "from" in edge["properties"]  # the YAML spelling, not the Python field name
+    code, out, _ = run(["schema", "agent"], capsys)
+    assert "input_model" not in json.loads(out)["properties"]

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from microagents._expressions import (
+    ExpressionError,
+    compile_value,
+    evaluate_value,
+    parse_expression,
+    parse_template_string,
+)
+
+CONTEXT = {
+    "input": {"ticket": "hi", "n": 2},
+    "nodes": {"route": {"output": {"category": "billing"}}},
+}
+
+
+def test_a_single_expression_keeps_its_type_and_text_renders() -> None:
+    binding = compile_value(
+        {
+            "whole": "{{ nodes.route.output }}",
+            "text": "Ticket: {{ input.ticket }}!",
+            "n": "{{ input.n }}",
+            "lit": 3,
+        }
+    )
+    assert evaluate_value(binding, CONTEXT) == {
+        "whole": {"category": "billing"},
+        "text": "Ticket: hi!",
+        "n": 2,
+        "lit": 3,
+    }
+
+
+def test_references_are_extracted_from_chains() -> None:
+    expression = parse_expression(
+        "nodes.route.output.category == 'billing' and input['ticket'] | length > 0"
+    )
+    assert set(expression.references) == {
+        ("nodes", "route", "output", "category"),
+        ("input", "ticket"),
+    }
+    assert expression.direct is None
+    assert parse_template_string("{{ nodes.route.output }}").direct == ("nodes", "route", "output")
+
+
+def test_a_node_that_has_not_run_reads_as_none() -> None:
+    expression = parse_expression("nodes.check.output.valid")
+    assert expression.evaluate(CONTEXT) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["''.__class__", "input.__init__", "input['__class__']", "lipsum.__globals__", "x._private"],
+)
+def test_private_and_dunder_access_is_refused_at_compile_time(source: str) -> None:
+    with pytest.raises(ExpressionError, match="not allowed"):
+        parse_expression(source)
+
+
+def test_the_runtime_sandbox_refuses_mutation() -> None:
+    expression = parse_expression("input.tags.append(1)")
+    with pytest.raises(SecurityError):
+        expression.evaluate({"input": {"tags": []}})
+
+
+def test_syntax_errors_and_unknown_filters() -> None:
+    with pytest.raises(ExpressionError, match="cannot parse"):
+        parse_expression("nodes.route.output.")
+    with pytest.raises(ExpressionError, match="No filter named 'nope'"):
+        parse_template_string("{{ input.ticket | nope }}")
