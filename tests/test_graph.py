@@ -164,3 +164,19 @@ def test_renderings(fixture_project: ma.Project, name: str, snapshot: SnapshotAs
     compiled = fixture_project.load_workflow(FIXTURES / "workflows" / f"{name}.yaml")
     assert compiled.to_mermaid() == snapshot(name="mermaid")
     assert compiled.to_dot() == snapshot(name="dot")
+
+
+def test_a_switch_that_covers_every_value_always_continues(fixture_project: ma.Project) -> None:
+    partial = triage().compile(fixture_project)
+    assert partial.edges[0].always_taken is False
+    assert "route --> __end__" in partial.to_mermaid()
+
+    exhaustive = triage()
+    exhaustive._data["edges"][0]["cases"] = {
+        "billing": "extract",
+        "technical": "extract",
+        "other": "check",
+    }
+    compiled = exhaustive.compile(fixture_project)
+    assert [e.always_taken for e in compiled.edges] == [True, True]
+    assert "route --> __end__" not in compiled.to_mermaid()

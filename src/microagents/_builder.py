@@ -162,9 +162,9 @@ class Workflow:
         return cls.from_spec(spec)
 
 
-def spec_to_yaml(spec: BaseModel) -> str:
-    """Dump a spec as YAML in field order, leaving out what is at its default."""
-    data = spec.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
+def spec_to_yaml(spec: BaseModel, *, with_defaults: bool = False) -> str:
+    """Dump a spec as YAML in field order, leaving out defaults unless `with_defaults`."""
+    data = spec.model_dump(by_alias=True, exclude_none=True, exclude_defaults=not with_defaults)
     for required in ("name", "version", "description", "input"):
         if hasattr(spec, required):
             data[required] = getattr(spec, required)

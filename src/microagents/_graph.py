@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -70,6 +70,9 @@ class CompiledEdge:
     spec: EdgeSpec
     when: Expression | None = None
     map: Expression | None = None
+    always_taken: bool = False
+    """True when some target is always entered: no condition, a switch with a default, or a
+    switch whose cases cover every value of its field's enum."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,7 @@ class _Compiler:
         self.check_map_shape(mapped)
         output = self.compile_output()
         self.check_references(edges, output, mapped)
-        self.check_switches()
+        exhaustive = self.check_switches()
         self.check_node_inputs(mapped)
         self.check_output_reach(output)
         if self.problems:
@@ -178,7 +181,11 @@ class _Compiler:
             source=self.source,
             graph=self.graph,
             nodes=self.nodes,
-            edges=tuple(e for e in edges if e is not None),
+            edges=tuple(
+                replace(e, always_taken=_always_taken(e.spec, e.index in exhaustive))
+                for e in edges
+                if e is not None
+            ),
             entry=tuple(entry),
             output=output,
             output_schema=self.output_schema(output),
@@ -619,7 +626,9 @@ class _Compiler:
 
         return frozenset({_type_of(value)})
 
-    def check_switches(self) -> None:
+    def check_switches(self) -> set[int]:
+        """Check switch cases against the field's enum; return the exhaustive switches."""
+        exhaustive: set[int] = set()
         for index, edge in enumerate(self.spec.edges):
             if edge.switch is None or edge.source not in self.nodes:
                 continue
@@ -658,7 +667,9 @@ class _Compiler:
                         case,
                     )
             uncovered = [v for v in allowed if v not in (edge.cases or {})]
-            if uncovered and edge.default is None:
+            if not uncovered:
+                exhaustive.add(index)
+            elif edge.default is None:
                 self.warn(
                     "MA325",
                     f"no case and no default for {', '.join(uncovered)}; the run stops at "
@@ -667,6 +678,7 @@ class _Compiler:
                     index,
                     "cases",
                 )
+        return exhaustive
 
     def check_output_reach(self, output: Any) -> None:
         if self.spec.output is None:
@@ -722,6 +734,12 @@ def case_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "null" if value is None else str(value)
+
+
+def _always_taken(edge: EdgeSpec, exhaustive_switch: bool) -> bool:
+    if edge.switch is not None:
+        return edge.default is not None or exhaustive_switch
+    return edge.when is None
 
 
 def _node_kind(node: NodeSpec) -> NodeKind:

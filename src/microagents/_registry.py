@@ -150,6 +150,10 @@ class AgentRegistry:
         candidates = [e for e in self.entries() if e.name == parsed.name]
         if not candidates:
             hint = suggest(parsed.name, sorted({e.name for e in self.entries()}), "agents")
+            broken = sorted({str(p.location.file) for p in self.problems() if p.location.file})
+            if broken:
+                # The agent may be in a file that failed to load: say so rather than guess.
+                hint += f"; these agent files failed to load: {', '.join(broken)}"
             raise ResolutionError(f"unknown agent '{parsed.name}'; {hint}")
         best = parsed.range.best([e.version for e in candidates])
         if best is None:

@@ -44,15 +44,7 @@ def _may_end_run(workflow: CompiledWorkflow, node_id: str) -> bool:
     """A run may finish after this node unless some edge out of it is always taken."""
     if workflow.nodes[node_id].mapped:
         return False  # its results always flow on to the map's `into` node
-    for edge in workflow.edges:
-        spec = edge.spec
-        if spec.source != node_id:
-            continue
-        if spec.switch is not None and spec.default is not None:
-            return False
-        if spec.switch is None and spec.when is None:
-            return False
-    return True
+    return not any(e.always_taken for e in workflow.edges if e.spec.source == node_id)
 
 
 def _mermaid_text(text: str) -> str:

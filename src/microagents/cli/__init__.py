@@ -152,7 +152,7 @@ def agents_show(
 
     agent = _make_project(agent_dirs, tool_modules).registry.resolve(reference)
     click.echo(f"# {agent.reference} from {agent.source.file or 'python'}")
-    click.echo(spec_to_yaml(agent.spec), nl=False)
+    click.echo(spec_to_yaml(agent.spec, with_defaults=True), nl=False)
     if agent.spec.examples:
         example = agent.spec.examples[0].input
         click.echo("\n# prompt rendered for the first example input")
