@@ -84,5 +84,7 @@ def test_tool_schema_comes_from_the_signature() -> None:
 def test_an_unknown_agent_points_at_files_that_failed_to_load(tmp_path: Path) -> None:
     (tmp_path / "router.yaml").write_text("name: router\nversion: 1.0\n")
     registry = ma.AgentRegistry.from_folders(tmp_path)
-    with pytest.raises(ma.ResolutionError, match=r"these agent files failed to load: .*router\.yaml"):
+    with pytest.raises(
+        ma.ResolutionError, match=r"these agent files failed to load: .*router\.yaml"
+    ):
         registry.resolve("router")

@@ -68,7 +68,7 @@ def test_unknown_agent_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]
 
 def test_missing_path_and_bad_tools_module(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["validate", "no/such/dir"], capsys)
-    assert (code, err) == (2, "<python>: error MA101: no such file or folder: no/such/dir\n")
+    assert (code, err) == (2, "no/such/dir: error MA101: no such file or folder\n")
     code, _, err = run(["validate", "--tools", "no_such_module_xyz", "agents"], capsys)
     assert code == 2
     assert err.startswith("error: cannot import tools module 'no_such_module_xyz'")

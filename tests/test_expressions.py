@@ -69,5 +69,5 @@ def test_the_runtime_sandbox_refuses_mutation() -> None:
 def test_syntax_errors_and_unknown_filters() -> None:
     with pytest.raises(ExpressionError, match="cannot parse"):
         parse_expression("nodes.route.output.")
-    with pytest.raises(ExpressionError, match="No filter named 'nope'"):
+    with pytest.raises(ExpressionError, match="no filter named 'nope'"):
         parse_template_string("{{ input.ticket | nope }}")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from ._agent_spec import AgentSpec, EscalationSpec
 from ._errors import Location, Problem, SpecError
 from ._expressions import ENVIRONMENT, ExpressionError, compile_prompt
-from ._loading import Source, Sourced
+from ._loading import Source, Sourced, describe_error
 from ._schema import JsonSchema, SchemaError, model_from_schema
 from ._yaml import format_path, read_spec_text
 
@@ -173,10 +173,11 @@ def _check_examples(
             except ValidationError as exc:
                 for error in exc.errors(include_url=False):
                     path = ("examples", index, part, *error["loc"])
+                    _, message = describe_error(error)
                     problems.append(
                         Problem(
                             "MA214",
-                            f"example does not match the agent's {part} schema: {error['msg']}",
+                            f"example {part} does not match the {part} schema: {message}",
                             source.locate(*path),
                             format_path(path),
                         )

@@ -52,7 +52,8 @@ class Problem:
     severity: Severity = "error"
 
     def __str__(self) -> str:
-        where = f"{self.location}: " if self.location else ""
+        known = self.location.file is not None or self.location.line is not None
+        where = f"{self.location}: " if known else ""
         field_part = f"{self.field_path}: " if self.field_path else ""
         return f"{where}{self.severity} {self.code}: {field_part}{self.message}"
 
@@ -64,12 +65,18 @@ class SpecError(MicroagentsError):
     """
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
+        # In file order, so that a reader can walk down the file fixing them.
+        self.problems = sorted(problems, key=_reading_order)
         super().__init__("\n".join(str(p) for p in problems))
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+def _reading_order(problem: Problem) -> tuple[str, int, int]:
+    location = problem.location
+    return (str(location.file or ""), location.line or 0, location.column or 0)
 
 
 def suggest(name: str, known: list[str], what: str) -> str:

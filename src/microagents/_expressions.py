@@ -9,15 +9,18 @@ which the graph compiler checks against the schemas before any model is called.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
-from jinja2.exceptions import TemplateAssertionError
+from jinja2.exceptions import SecurityError, TemplateAssertionError
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
+
+from ._errors import suggest
 
 Path = tuple[str, ...]
 """A dotted reference read by an expression, e.g. ``("nodes", "route", "output", "category")``."""
@@ -45,8 +48,36 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+MAX_PRODUCED_LENGTH = 100_000
+"""A ``*`` that would build a longer string or list than this is refused by the sandbox."""
+MAX_EXPONENT = 100
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus bounds on ``*`` and ``**`` so that an expression
+    cannot build a gigabyte string or a huge number."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_PRODUCED_LENGTH
+                ):
+                    raise SecurityError(
+                        f"'*' would build {len(sequence) * count:,} items; "
+                        f"the limit is {MAX_PRODUCED_LENGTH:,}"
+                    )
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"'**' exponents are limited to {MAX_EXPONENT}")
+        return super().call_binop(context, operator, left, right)
+
+
 def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         undefined=ChainableUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -162,34 +193,83 @@ def _parse(source: str, shown: str) -> nodes.Template:
         ast = ENVIRONMENT.parse(source)
         _refuse_private_access(ast)
         ENVIRONMENT.compile(ast)  # unknown filters and tests are found at compile time
+    except TemplateAssertionError as exc:
+        raise ExpressionError(_describe_assertion(exc), exc.lineno) from None
     except TemplateSyntaxError as exc:
         raise ExpressionError(_describe_syntax_error(exc, shown), exc.lineno) from None
-    except TemplateAssertionError as exc:  # pragma: no cover - a subclass of the above
-        raise ExpressionError(str(exc), exc.lineno) from None
     return ast
+
+
+_JINJA_WORDS = {
+    "end of print statement": "end of the expression",
+    "end of statement block": "end of the block",
+}
 
 
 def _describe_syntax_error(exc: TemplateSyntaxError, shown: str) -> str:
     message = exc.message or "syntax error"
+    for jinja_word, plain in _JINJA_WORDS.items():
+        message = message.replace(jinja_word, plain)
+    unclosed = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
+    if unclosed:
+        block = unclosed.group(1)
+        message = f"the template ends inside a '{block}' block"
+    hint = ""
+    if unclosed:
+        hint = f"; close it with {{% end{unclosed.group(1)} %}}"
+    elif "got '='" in message:
+        hint = "; use == to compare"
+    elif "unexpected end of template" in message or "end of the expression" in message:
+        hint = "; check that the expression is complete and its brackets are closed"
     if len(shown) > 60 or "\n" in shown:
-        return f"template syntax error on its line {exc.lineno}: {message}"
-    return f"cannot parse '{shown}': {message}"
+        return f"template syntax error on its line {exc.lineno}: {message}{hint}"
+    return f"cannot parse `{shown}`: {message}{hint}"
+
+
+def _describe_assertion(exc: TemplateAssertionError) -> str:
+    message = exc.message or "invalid template"
+    for kind, known in (("filter", ENVIRONMENT.filters), ("test", ENVIRONMENT.tests)):
+        prefix = f"No {kind} named '"
+        if message.startswith(prefix):
+            name = message[len(prefix) :].split("'", 1)[0]
+            return f"no {kind} named '{name}'; {suggest(name, sorted(known), kind + 's')}"
+    return message[:1].lower() + message[1:]
 
 
 def _refuse_private_access(ast: nodes.Template) -> None:
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        name = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
-        if isinstance(name, str) and name.startswith("_"):
-            raise ExpressionError(
-                f"'{name}' is not allowed: expressions may not reach private or dunder "
-                "attributes (the sandbox refuses them)",
-                node.lineno,
-            )
+    """Refuse `_private` and `__dunder__` access however it is spelled: `.x`, `['x']`,
+    a constant-folded key (`['__cla' ~ 'ss__']`) or the `attr` filter."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            names: list[Any] = [node.attr]
+        elif isinstance(node, nodes.Getitem):
+            names = [_const_key(node)]
+        elif isinstance(node, nodes.Filter) and node.name == "attr":
+            names = [_const_value(arg) for arg in node.args]
+            if any(name is None for name in names):
+                raise ExpressionError("the attr filter needs a literal attribute name", node.lineno)
+        else:
+            continue
+        for name in names:
+            if isinstance(name, str) and name.startswith("_"):
+                raise ExpressionError(
+                    f"'{name}' is not allowed: expressions may not reach private or dunder "
+                    "attributes (the sandbox refuses them)",
+                    node.lineno,
+                )
+
+
+def _const_value(node: nodes.Node | None) -> Any:
+    if not isinstance(node, nodes.Expr):
+        return None
+    try:
+        return node.as_const(nodes.EvalContext(ENVIRONMENT))
+    except nodes.Impossible:
+        return None
 
 
 def _const_key(node: nodes.Getitem | nodes.Expr) -> Any:
-    arg = getattr(node, "arg", None)
-    return arg.value if isinstance(arg, nodes.Const) else None
+    return _const_value(getattr(node, "arg", None))
 
 
 def _references(ast: nodes.Node) -> list[Path]:

@@ -28,12 +28,22 @@ from ._expressions import (
 )
 from ._loading import Source
 from ._registry import AgentRegistry
-from ._schema import JsonSchema, enum_values, json_types, subschema
+from ._schema import (
+    JsonSchema,
+    SchemaError,
+    check_schema,
+    enum_values,
+    json_type_of,
+    json_types,
+    subschema,
+)
 from ._tools import Tool, Tools
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 from ._yaml import FieldPath, format_path
 
 NodeKind = Literal["agent", "tool", "workflow"]
+UNPARSED = object()
+"""Stands in for a binding that failed to compile (and was reported), so later checks skip it."""
 EdgeKind = Literal["plain", "conditional", "escalation", "map", "fan_in"]
 
 
@@ -144,6 +154,7 @@ class _Compiler:
         self.warnings: list[Problem] = []
         self.graph: nx.DiGraph = nx.DiGraph(name=spec.name)
         self.nodes: dict[str, CompiledNode] = {}
+        self.tool_checked: set[str] = set()
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -155,9 +166,20 @@ class _Compiler:
             Problem(code, message, self.source.locate(*path), format_path(path), "warning")
         )
 
+    def graph_is_whole(self) -> bool:
+        """False when an edge or entry names an unknown node: the graph is missing edges, so
+        checks that follow paths (reachability, what runs before what) would only report
+        consequences of that one mistake. They run once it is fixed."""
+        return not any(p.code == "MA311" for p in self.problems)
+
     # -- the passes ------------------------------------------------------------------------
 
     def run(self) -> CompiledWorkflow:
+        try:
+            check_schema(self.spec.input)
+        except SchemaError as exc:
+            path = ("input", *exc.path)
+            self.problem("MA213", str(exc), *path)
         mapped = {e.to for e in self.spec.edges if e.map is not None and e.to is not None}
         for node_id, node in self.spec.nodes.items():
             compiled = self.compile_node(node_id, node, node_id in mapped)
@@ -206,13 +228,7 @@ class _Compiler:
         if node.tool is not None:
             found = self.tools.get(node.tool)
             if found is None:
-                self.problem(
-                    "MA302",
-                    f"unknown tool '{node.tool}'; {self.tools.suggest(node.tool)}. "
-                    "Tools are registered in Python (see docs/concepts.md#tools)",
-                    *path,
-                    "tool",
-                )
+                self.problem("MA302", _unknown_tool(node.tool, self.tools), *path, "tool")
                 return None
             return CompiledNode(node_id, "tool", node, inputs, tool=found, mapped=mapped)
         assert node.workflow is not None
@@ -234,7 +250,11 @@ class _Compiler:
 
     def resolve_agent(self, reference: str, path: FieldPath) -> CompiledAgent | None:
         try:
-            return self.agents.resolve(reference)
+            agent = self.agents.resolve(reference)
+            if agent.reference not in self.tool_checked:  # report once per agent, not per node
+                self.tool_checked.add(agent.reference)
+                self.problems.extend(agent_tool_problems(agent, self.tools))
+            return agent
         except SpecError as exc:
             self.problems.extend(exc.problems)
             self.problem("MA304", f"agent '{reference}' has errors (listed above)", *path)
@@ -272,11 +292,16 @@ class _Compiler:
         return escalation
 
     def compile_binding(self, value: Any, path: FieldPath) -> Any:
+        """Compile each templated string on its own, so that a problem names its field."""
+        if isinstance(value, dict):
+            return {k: self.compile_binding(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.compile_binding(v, (*path, i)) for i, v in enumerate(value)]
         try:
             return compile_value(value)
         except ExpressionError as exc:
             self.problem("MA310", str(exc), *path)
-            return None
+            return UNPARSED
 
     def compile_edge(self, index: int, edge: EdgeSpec) -> CompiledEdge | None:
         path: FieldPath = ("edges", index)
@@ -385,6 +410,8 @@ class _Compiler:
                 data["kind"] = "escalation"  # a rejection loop: the revisit climbs the ladder
 
     def check_reachable(self, entry: list[str]) -> None:
+        if not entry or not self.graph_is_whole():
+            return
         reached = set(entry)
         for node_id in entry:
             reached |= nx.descendants(self.graph, node_id)
@@ -507,7 +534,7 @@ class _Compiler:
                 *path,
             )
             return None
-        if target not in before:
+        if target not in before and self.graph_is_whole():
             self.problem(
                 "MA318",
                 f"'{shown}' reads node '{target}', which cannot have run before this point; "
@@ -605,12 +632,15 @@ class _Compiler:
                     self.problem(
                         "MA322",
                         f"input '{key}' of {node.kind} '{node.target}' expects "
-                        f"{_types_text(expected)} but is bound to {_types_text(found)}",
+                        f"{_types_text(expected)} but is bound to {_types_text(found)}; "
+                        f"bind a value of type {_types_text(expected)} here",
                         *path,
                         key,
                     )
 
     def value_types(self, value: Any, before: set[str], mapped: bool) -> frozenset[str] | None:
+        if value is UNPARSED:
+            return None  # already reported; its type is unknowable
         if isinstance(value, Expression):
             if value.renders_text:
                 return frozenset({"string"})
@@ -622,9 +652,7 @@ class _Compiler:
             probe = _Silent(self)
             schema = probe.reference_schema(value.direct, before, (), None)
             return json_types(schema)
-        from ._schema import _type_of
-
-        return frozenset({_type_of(value)})
+        return frozenset({json_type_of(value)})
 
     def check_switches(self) -> set[int]:
         """Check switch cases against the field's enum; return the exhaustive switches."""
@@ -681,7 +709,7 @@ class _Compiler:
         return exhaustive
 
     def check_output_reach(self, output: Any) -> None:
-        if self.spec.output is None:
+        if self.spec.output is None or not self.graph_is_whole():
             return
         used = {
             reference[1]
@@ -734,6 +762,27 @@ def case_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "null" if value is None else str(value)
+
+
+def _unknown_tool(name: str, tools: Tools) -> str:
+    return (
+        f"unknown tool '{name}' ({tools.suggest(name)}); tools are Python functions "
+        "made with @tool and passed in with --tools MODULE or Project(tools=...)"
+    )
+
+
+def agent_tool_problems(agent: CompiledAgent, tools: Tools) -> list[Problem]:
+    """An agent's `tools` allow-list must name tools the project has."""
+    return [
+        Problem(
+            "MA302",
+            _unknown_tool(name, tools),
+            agent.source.locate("tools", index),
+            f"tools[{index}]",
+        )
+        for index, name in enumerate(agent.spec.tools)
+        if name not in tools
+    ]
 
 
 def _always_taken(edge: EdgeSpec, exhaustive_switch: bool) -> bool:

@@ -105,7 +105,7 @@ def problems_from_validation(
     seen: set[tuple[FieldPath, str]] = set()
     for error in exc.errors(include_url=False):
         path: FieldPath = tuple(p for p in error["loc"] if p != "[key]")
-        code, message = _describe(error, model, path)
+        code, message = describe_error(error, model)
         if (path, message) in seen:
             continue
         seen.add((path, message))
@@ -128,15 +128,18 @@ _TYPE_NAMES = {
 }
 
 
-def _describe(error: ErrorDetails, model: type[BaseModel], path: FieldPath) -> tuple[str, str]:
+def describe_error(error: ErrorDetails, model: type[BaseModel] | None = None) -> tuple[str, str]:
+    """A pydantic error as (code, message) in our words, with advice where we have some;
+    `model` (the root spec model) lets an unknown field get a 'did you mean' suggestion."""
+    path: FieldPath = tuple(p for p in error["loc"] if p != "[key]")
     kind = error["type"]
     value = error.get("input")
     if kind == "missing":
         return "MA201", f"missing required field '{path[-1]}'; add it"
     if kind == "extra_forbidden":
-        allowed = _fields_at(model, path[:-1])
-        hint = suggest(str(path[-1]), allowed, "fields") if allowed else ""
-        return "MA202", f"unknown field '{path[-1]}'" + (f"; {hint}" if hint else "")
+        allowed = _fields_at(model, path[:-1]) if model is not None else []
+        hint = suggest(str(path[-1]), allowed, "fields") if allowed else "remove it"
+        return "MA202", f"unknown field '{path[-1]}'; {hint}"
     if kind in _TYPE_NAMES:
         return "MA203", f"expected {_TYPE_NAMES[kind]}, found {_shown(value)}"
     if kind == "literal_error":
@@ -145,11 +148,14 @@ def _describe(error: ErrorDetails, model: type[BaseModel], path: FieldPath) -> t
     if kind == "string_pattern_mismatch":
         return "MA204", f"{_shown(value)} is not a valid name: {_pattern_advice(path)}"
     if kind in ("too_short", "string_too_short"):
-        return "MA204", "must not be empty"
+        return "MA204", "must not be empty; add at least one"
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         return "MA205", message
     text = error["msg"]
+    # pydantic says "Input should be ..."; here "input" is also a spec field, so say "must".
+    if text.startswith("Input should"):
+        text = "must" + text[len("Input should") :]
     return "MA204", f"{text[:1].lower()}{text[1:]} (found {_shown(value)})"
 
 

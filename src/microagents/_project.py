@@ -11,14 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ._agent import CompiledAgent, compile_agent
+from ._agent_spec import AgentSpec
 from ._builtin_tools import BUILTIN_TOOLS
-from ._errors import MicroagentsError, Problem, SpecError
-from ._graph import CompiledWorkflow, compile_workflow
-from ._loading import Source, load_agent_spec, load_workflow_spec
+from ._errors import Location, MicroagentsError, Problem, SpecError
+from ._graph import CompiledWorkflow, agent_tool_problems, compile_workflow
+from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
 from ._registry import AgentRegistry, FolderSource
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec
-from ._yaml import MAX_SPEC_BYTES
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -42,8 +42,12 @@ class Project:
         registry: AgentRegistry | None = None,
     ) -> None:
         self.root = Path(root)
-        folders = agent_dirs if agent_dirs is not None else [self.root / "agents"]
-        self.registry = registry or AgentRegistry(FolderSource(Path(f)) for f in folders)
+        if agent_dirs is None:
+            # The default folder is optional (a project may define agents only in Python);
+            # folders that are asked for must exist, and FolderSource reports them if not.
+            default = self.root / "agents"
+            agent_dirs = [default] if default.is_dir() else []
+        self.registry = registry or AgentRegistry(FolderSource(Path(f)) for f in agent_dirs)
         self.workflow_dirs = [
             Path(f)
             for f in (workflow_dirs if workflow_dirs is not None else [self.root / "workflows"])
@@ -68,8 +72,16 @@ class Project:
         return found
 
     def load_agent(self, path: Path | str) -> CompiledAgent:
-        """Load and compile one agent file."""
-        return compile_agent(load_agent_spec(Path(path)))
+        """Load and compile one agent file, checking its tools against the project's."""
+        return self.compile_agent(load_agent_spec(Path(path)))
+
+    def compile_agent(self, sourced: Sourced[AgentSpec]) -> CompiledAgent:
+        """Compile an agent spec, checking its tools against the project's."""
+        agent = compile_agent(sourced)
+        problems = agent_tool_problems(agent, self.tools)
+        if problems:
+            raise SpecError(problems)
+        return agent
 
     def load_workflow(self, path: Path | str) -> CompiledWorkflow:
         """Load, compile and check one workflow file (sub-workflows included)."""
@@ -139,8 +151,5 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise SpecError([Problem("MA101", f"no such file or folder: {path}")])
+            raise SpecError([Problem("MA101", "no such file or folder", Location(path))])
     return found
-
-
-__all__ = ["MAX_SPEC_BYTES", "Project", "spec_files"]

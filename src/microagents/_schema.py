@@ -8,6 +8,7 @@ supported subset are refused by name rather than silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -57,9 +58,11 @@ def check_schema(schema: Any, path: tuple[str | int, ...] = ()) -> None:
         raise SchemaError("a schema must be a mapping", path)
     for key in schema:
         if key not in SUPPORTED_KEYWORDS:
+            close = difflib.get_close_matches(key, SUPPORTED_KEYWORDS, n=1, cutoff=0.8)
+            hint = f"did you mean '{close[0]}'?" if close else "remove it"
             raise SchemaError(
-                f"unsupported JSON Schema keyword '{key}'; supported: "
-                + ", ".join(sorted(SUPPORTED_KEYWORDS)),
+                f"unsupported JSON Schema keyword '{key}'; {hint} "
+                "(docs/yaml-reference.md lists the supported subset)",
                 (*path, key),
             )
     types = schema.get("type")
@@ -116,9 +119,9 @@ def json_types(schema: JsonSchema | None) -> frozenset[str] | None:
     if schema is None:
         return None
     if "enum" in schema:
-        return frozenset(_type_of(v) for v in schema["enum"])
+        return frozenset(json_type_of(v) for v in schema["enum"])
     if "const" in schema:
-        return frozenset({_type_of(schema["const"])})
+        return frozenset({json_type_of(schema["const"])})
     variants = schema.get("anyOf") or schema.get("oneOf")
     if variants:
         found: set[str] = set()
@@ -148,7 +151,8 @@ def enum_values(schema: JsonSchema | None) -> list[Any] | None:
     return None
 
 
-def _type_of(value: Any) -> str:
+def json_type_of(value: Any) -> str:
+    """The JSON Schema type name of a Python value."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -46,7 +46,9 @@ class NodeSpec(Strict):
         kinds = [k for k in ("agent", "tool", "workflow") if getattr(self, k) is not None]
         if len(kinds) != 1:
             found = " and ".join(kinds) if kinds else "none of them"
-            raise ValueError(f"a node runs exactly one of agent, tool or workflow (found {found})")
+            raise ValueError(
+                f"a node runs exactly one of agent, tool or workflow (found {found}); keep one"
+            )
         if self.agent is None and (self.model or self.escalation):
             raise ValueError("model and escalation apply to agent nodes only")
         return self
@@ -95,7 +97,9 @@ class EdgeSpec(Strict):
             raise ValueError("an edge needs `to` (or `switch` with `cases`)")
         if self.map is not None:
             if self.into is None:
-                raise ValueError("a map edge needs `into`: the node that receives the results")
+                raise ValueError(
+                    "a map edge needs `into`: add into: NODE, the node that receives the results"
+                )
             if self.when is not None:
                 raise ValueError("a map edge cannot have `when`; filter the list in `map` instead")
         elif self.into is not None or self.concurrency is not None:

@@ -71,14 +71,22 @@ def read_spec_text(path: Path) -> str:
                     "MA102",
                     f"file is {size:,} bytes; spec files are limited to {MAX_SPEC_BYTES:,} bytes. "
                     "Is this the right file?",
-                    location,
+                    Location(path, 1),
                 )
             ]
         )
     raw = path.read_bytes()
-    if b"\x00" in raw:
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
         raise SpecError(
-            [Problem("MA103", "file is binary (contains NUL bytes), not YAML text", location)]
+            [
+                Problem(
+                    "MA103",
+                    "file is binary (contains NUL bytes), not YAML text",
+                    Location(path, line),
+                )
+            ]
         )
     try:
         return raw.decode("utf-8")
@@ -124,7 +132,10 @@ def load_yaml(text: str, file: Path | None = None) -> LoadedYaml:
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: Path | None) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
+    # An unclosed bracket is reported where parsing gave up; the bracket itself is the
+    # context mark, which is where the user has to look.
+    unclosed = (exc.context or "").startswith("while parsing a flow")
+    mark = (exc.context_mark if unclosed else None) or exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark else None
     column = mark.column + 1 if mark else None
     problem = exc.problem or "invalid YAML"
@@ -169,13 +180,17 @@ class _Builder:
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
         self._expanded += 1
         if self._expanded > MAX_EXPANDED_NODES:
+            # The node is the anchored one; the place to fix is the alias use, under the
+            # top-level key being built.
+            where = SourceMap(self.file, self.marks).locate(path[:1])
             raise SpecError(
                 [
                     Problem(
                         "MA107",
                         f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
                         "(a 'billion laughs' document?); write the values out or use fewer aliases",
-                        Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1),
+                        where,
+                        format_path(path[:1]),
                     )
                 ]
             )

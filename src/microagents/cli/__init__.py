@@ -41,6 +41,9 @@ def _project_options(command: F) -> F:
 
 
 def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> Project:
+    for folder in agent_dirs:
+        if not folder.is_dir():
+            raise MicroagentsError(f"agent folder '{folder}' does not exist; check --agents")
     tools = Project.tools_from_modules(tool_modules)
     return Project(agent_dirs=list(agent_dirs) or None, tools=tools)
 
@@ -77,9 +80,7 @@ def validate(
                 warnings = list(compiled.warnings)
                 what = f"workflow {compiled.spec.name}@{compiled.spec.version}"
             else:
-                from .._agent import compile_agent
-
-                agent = compile_agent(sourced)
+                agent = project.compile_agent(sourced)
                 warnings = list(agent.warnings)
                 what = f"agent {agent.reference}"
         except SpecError as exc:
