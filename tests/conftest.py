@@ -10,6 +10,8 @@ import microagents as ma
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["microagents.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def repo_root() -> Path:

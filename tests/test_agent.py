@@ -88,3 +88,27 @@ def test_an_unknown_agent_points_at_files_that_failed_to_load(tmp_path: Path) ->
         ma.ResolutionError, match=r"these agent files failed to load: .*router\.yaml"
     ):
         registry.resolve("router")
+
+
+def test_a_folder_under_a_dot_path_is_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared" / "agents"
+    shared.mkdir(parents=True)
+    (shared / "validator.yaml").write_text((FIXTURES / "agents" / "validator.yaml").read_text())
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    registry = ma.AgentRegistry.from_folders("../shared/agents")
+    assert registry.resolve("validator").reference == "validator@1.0.0"
+
+
+def test_the_same_version_twice_in_one_folder_is_reported(tmp_path: Path) -> None:
+    text = (FIXTURES / "agents" / "validator.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text.replace("Check a record.", "Check a record twice."))
+    registry = ma.AgentRegistry.from_folders(tmp_path)
+    assert [e.sourced.source.file for e in registry.entries()] == [tmp_path / "a.yaml"]
+    (problem,) = registry.problems()
+    assert problem.code == "MA307"
+    assert problem.location.file == tmp_path / "b.yaml"

@@ -101,7 +101,7 @@ EXPECTED: dict[str, list[Want]] = {
     "workflow_input_schema_unsupported_keyword": [Want("MA213", 8, "input.patternProperties")],
     # -- graph checks (MA3xx) -------------------------------------------------------------------
     "workflow_edge_unknown_node": [Want("MA311", 17, "edges[0].to")],
-    "workflow_entry_unknown_node": [Want("MA311", 9, "entry[0]")],
+    "workflow_entry_unknown_node": [Want("MA311", 9, "entry")],
     "workflow_expression_does_not_parse": [Want("MA310", 12, "nodes.route.input.text")],
     "workflow_expression_unknown_name": [Want("MA316", 12, "nodes.route.input.text")],
     "workflow_input_type_mismatch": [Want("MA322", 17, "nodes.check.input.record")],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,33 @@ def test_schema_for_editors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "from" in edge["properties"]  # the YAML spelling, not the Python field name
     code, out, _ = run(["schema", "agent"], capsys)
     assert "input_model" not in json.loads(out)["properties"]
+
+
+def test_tools_module_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "my_team_tools.py").write_text(
+        "from microagents import tool\n\n"
+        "@tool(name='orders.lookup')\n"
+        "def lookup(order_id: str) -> dict[str, str]:\n"
+        "    'Find an order.'\n"
+        "    return {'order_id': order_id}\n"
+    )
+    agent = (ROOT / "tests/fixtures/project/agents/validator.yaml").read_text()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "v.yaml").write_text(
+        agent.replace("prompt:", "tools: [orders.lookup]\nprompt:")
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    code, _, err = run(["validate", "--tools", "my_team_tools", "agents"], capsys)
+    assert (code, err) == (0, ""), err
+    code, _, err = run(["validate", "agents"], capsys)
+    assert code == 2
+    assert "unknown tool 'orders.lookup'" in err
+
+
+def test_schema_accepts_entry_as_a_string(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(["schema", "workflow"], capsys)
+    entry = json.loads(out)["properties"]["entry"]
+    assert {"type": "string"} in entry["anyOf"]

@@ -71,3 +71,17 @@ def test_syntax_errors_and_unknown_filters() -> None:
         parse_expression("nodes.route.output.")
     with pytest.raises(ExpressionError, match="no filter named 'nope'"):
         parse_template_string("{{ input.ticket | nope }}")
+
+
+def test_mapping_keys_win_over_dict_methods() -> None:
+    context = {"input": {"items": [1, 2], "keys": "k"}}
+    assert parse_expression("input.items").evaluate(context) == [1, 2]
+    assert parse_template_string("{{ input.keys }}").evaluate(context) == "k"
+
+
+def test_expressions_cannot_build_huge_values() -> None:
+    with pytest.raises(SecurityError, match="limit is 100,000"):
+        parse_expression("input.ticket * 1000000000").evaluate({"input": {"ticket": "ab"}})
+    with pytest.raises(SecurityError, match="exponents are limited"):
+        parse_expression("9 ** input.n").evaluate({"input": {"n": 10**6}})
+    assert parse_expression("input.ticket * 3").evaluate({"input": {"ticket": "ab"}}) == "ababab"

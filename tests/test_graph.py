@@ -187,3 +187,48 @@ def test_a_switch_that_covers_every_value_always_continues(fixture_project: ma.P
     compiled = exhaustive.compile(fixture_project)
     assert [e.always_taken for e in compiled.edges] == [True, True]
     assert "route --> __end__" not in compiled.to_mermaid()
+
+
+def test_a_second_bounded_edge_cannot_hide_an_unbounded_loop(fixture_project: ma.Project) -> None:
+    for bounded_first in (True, False):
+        flow = triage()
+        loop = [
+            {
+                "from": "check",
+                "to": "extract",
+                "when": "not nodes.check.output.valid",
+                "max_visits": 2,
+            },
+            {"from": "check", "to": "extract"},
+        ]
+        flow._data["edges"].extend(loop if bounded_first else loop[::-1])
+        assert ("MA312", "edges[3]" if bounded_first else "edges[2]") in problems(
+            flow, fixture_project
+        )
+
+
+def test_max_visits_on_a_switch_edge_bounds_its_cycle(fixture_project: ma.Project) -> None:
+    flow = triage().edge("check", switch="valid", cases={"false": "extract"}, max_visits=2)
+    compiled = flow.compile(fixture_project)
+    assert compiled.graph.edges["check", "extract"]["max_visits"] == 2
+
+
+def test_two_cases_to_one_node_keep_both_labels(fixture_project: ma.Project) -> None:
+    flow = triage()
+    flow._data["edges"][0]["cases"] = {"billing": "extract", "other": "extract"}
+    compiled = flow.compile(fixture_project)
+    assert compiled.graph.edges["route", "extract"]["label"] == "billing / other"
+
+
+def test_node_ids_that_are_renderer_keywords_still_render(fixture_project: ma.Project) -> None:
+    flow = (
+        ma.Workflow("keywords", input=TICKET_INPUT, output="{{ nodes.end.output }}")
+        .node("node", agent="router", input={"text": "{{ input.ticket }}"})
+        .node("end", tool="review.enqueue", input={"item": "{{ nodes.node.output }}"})
+        .edge("node", "end")
+    )
+    compiled = flow.compile(fixture_project)
+    assert '"node" -> "end"' in compiled.to_dot()
+    assert "node --> end_" in compiled.to_mermaid()
+    with pytest.raises(ma.SpecError, match="starts with '__', which is reserved"):
+        ma.Workflow("x", input=TICKET_INPUT).node("__end__", tool="review.enqueue").spec()

@@ -89,7 +89,7 @@ def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
             )
         )
     if problems or prompt_template is None or input_model is None or output_model is None:
-        raise SpecError(problems)
+        raise SpecError(problems + warnings)
     return CompiledAgent(
         spec=spec,
         source=source,

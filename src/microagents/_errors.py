@@ -3,8 +3,18 @@
 Every error the library raises on purpose subclasses `MicroagentsError`::
 
     MicroagentsError
-    └── SpecError          a spec (agent, workflow, tool) is malformed or inconsistent;
-                           carries every `Problem` found, each with file:line:col and field
+    ├── SpecError              a spec (agent, workflow, tool) is malformed or inconsistent;
+    │                          carries every `Problem` found, each with file:line:col and field
+    └── ModelError             a model call failed; keeps the request id and HTTP status
+        ├── AuthenticationError      401: no key, or a key the API refused
+        ├── PermissionDeniedError    403: the key may not use this model or feature
+        ├── ModelNotFoundError       404: the model id does not exist (check the tier table)
+        ├── InvalidRequestError      400/413/422: the request itself is wrong; not retried
+        ├── RateLimitedError         429: retried after `retry_after` seconds
+        ├── OverloadedError          529: the API is overloaded; retried
+        ├── ServerError              5xx: retried
+        ├── ModelTimeoutError        the call took longer than its timeout; retried
+        └── ModelConnectionError     the connection failed or dropped; retried
 
 A message always says what is wrong and what to do about it; a `Problem` also carries a stable
 code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks) that a user can search for.
@@ -89,3 +99,73 @@ def suggest(name: str, known: list[str], what: str) -> str:
     shown = ", ".join(sorted(known)[:12])
     more = f" (and {len(known) - 12} more)" if len(known) > 12 else ""
     return f"known {what}: {shown}{more}"
+
+
+class ModelError(MicroagentsError):
+    """A model call failed. `retryable` says whether trying again can help."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+    ) -> None:
+        suffix = f" (request id {request_id})" if request_id else ""
+        super().__init__(message + suffix)
+        self.request_id = request_id
+        self.status = status
+        self.retry_after = retry_after
+        # The API's own `x-should-retry` verdict, when it gave one, overrides the class default.
+        if should_retry is not None:
+            self.retryable = should_retry
+
+
+class AuthenticationError(ModelError):
+    """The API key is missing or was refused."""
+
+
+class PermissionDeniedError(ModelError):
+    """The key may not use this model or feature."""
+
+
+class ModelNotFoundError(ModelError):
+    """The model id does not exist."""
+
+
+class InvalidRequestError(ModelError):
+    """The request is malformed or too large; sending it again will not help."""
+
+
+class RateLimitedError(ModelError):
+    """Too many requests or tokens per minute."""
+
+    retryable = True
+
+
+class OverloadedError(ModelError):
+    """The API is temporarily overloaded."""
+
+    retryable = True
+
+
+class ServerError(ModelError):
+    """The API failed on its side."""
+
+    retryable = True
+
+
+class ModelTimeoutError(ModelError):
+    """The call did not finish within its timeout."""
+
+    retryable = True
+
+
+class ModelConnectionError(ModelError):
+    """The connection could not be made or was dropped."""
+
+    retryable = True

@@ -59,6 +59,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `input.items` must read the field `items`, not the dict method: for mappings the
+        # key wins (Jinja's default tries the attribute first).
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
@@ -207,7 +214,7 @@ _JINJA_WORDS = {
 
 
 def _describe_syntax_error(exc: TemplateSyntaxError, shown: str) -> str:
-    message = exc.message or "syntax error"
+    message = (exc.message or "syntax error").rstrip(".")
     for jinja_word, plain in _JINJA_WORDS.items():
         message = message.replace(jinja_word, plain)
     unclosed = re.search(r"innermost block that needs to be closed is '(\w+)'", message)

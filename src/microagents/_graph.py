@@ -309,16 +309,14 @@ class _Compiler:
         if edge.switch is not None:
             for case, target in (edge.cases or {}).items():
                 if self.check_endpoint(target, (*path, "cases", case)) and ok:
-                    self.graph.add_edge(
-                        edge.source, target, kind="conditional", label=case, index=index
-                    )
+                    self.add_edge(edge.source, target, "conditional", case, index, edge.max_visits)
             if (
                 edge.default is not None
                 and self.check_endpoint(edge.default, (*path, "default"))
                 and ok
             ):
-                self.graph.add_edge(
-                    edge.source, edge.default, kind="conditional", label="default", index=index
+                self.add_edge(
+                    edge.source, edge.default, "conditional", "default", index, edge.max_visits
                 )
             return CompiledEdge(index, edge) if ok else None
         assert edge.to is not None
@@ -331,7 +329,7 @@ class _Compiler:
             and self.check_endpoint(edge.into, (*path, "into"))
             and ok
         ):
-            self.graph.add_edge(edge.to, edge.into, kind="fan_in", label="all results", index=index)
+            self.add_edge(edge.to, edge.into, "fan_in", "all results", index, None)
         if ok:
             kind: EdgeKind = (
                 "map" if edge.map is not None else "conditional" if edge.when else "plain"
@@ -341,15 +339,30 @@ class _Compiler:
                 label = "for each item" + (
                     f" · {edge.concurrency} at a time" if edge.concurrency else ""
                 )
-            self.graph.add_edge(
-                edge.source,
-                edge.to,
-                kind=kind,
-                label=label,
-                index=index,
-                max_visits=edge.max_visits,
-            )
+            self.add_edge(edge.source, edge.to, kind, label, index, edge.max_visits)
         return CompiledEdge(index, edge, when, mapping) if ok else None
+
+    def add_edge(
+        self, source: str, target: str, kind: EdgeKind, label: str, index: int, bound: int | None
+    ) -> None:
+        """Add an edge, merging with an existing one between the same nodes: labels are
+        joined, and an unbounded edge makes the pair unbounded (so a loop cannot hide behind
+        a second, bounded edge)."""
+        if not self.graph.has_edge(source, target):
+            self.graph.add_edge(
+                source, target, kind=kind, label=label, index=index, max_visits=bound
+            )
+            return
+        data = self.graph.edges[source, target]
+        data["label"] = " / ".join(part for part in (data["label"], label) if part)
+        if data["kind"] == "plain" or kind == "plain":
+            data["kind"] = "plain"
+        if bound is None or data["max_visits"] is None:
+            if data["max_visits"] is not None:
+                data["index"] = index  # report the unbounded edge, not the bounded one
+            data["max_visits"] = None
+        else:
+            data["max_visits"] = min(data["max_visits"], bound)
 
     def check_endpoint(self, node_id: str, path: FieldPath) -> bool:
         if node_id in self.spec.nodes:
@@ -374,9 +387,10 @@ class _Compiler:
             return None
 
     def check_entry(self) -> list[str]:
-        entry = self.spec.entry or [next(iter(self.spec.nodes))]
+        entry = self.spec.entry_nodes()
         for index, node_id in enumerate(entry):
-            self.check_endpoint(node_id, ("entry", index))
+            where = ("entry",) if isinstance(self.spec.entry, str) else ("entry", index)
+            self.check_endpoint(node_id, where)
         return [node_id for node_id in entry if node_id in self.spec.nodes]
 
     def check_cycles(self) -> None:

@@ -56,13 +56,17 @@ def load_workflow_spec(path: Path) -> Sourced[WorkflowSpec]:
 
 
 def detect_kind(path: Path, data: Any) -> SpecKind:
-    """Agent or workflow: by folder name first, then by the fields the document has."""
-    parents = {p.name for p in path.resolve().parents}
-    if "workflows" in parents:
-        return "workflow"
-    if "agents" in parents:
-        return "agent"
-    return "workflow" if isinstance(data, dict) and "nodes" in data else "agent"
+    """Agent or workflow: by the fields the document has, else by the nearest folder named
+    `agents` or `workflows`, else agent."""
+    if isinstance(data, dict):
+        if "nodes" in data or "edges" in data:
+            return "workflow"
+        if "prompt" in data:
+            return "agent"
+    for parent in path.resolve().parents:
+        if parent.name in ("agents", "workflows"):
+            return "workflow" if parent.name == "workflows" else "agent"
+    return "agent"
 
 
 def load_any_spec(path: Path) -> tuple[SpecKind, Sourced[Any]]:

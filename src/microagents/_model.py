@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
+
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn"]
 
@@ -135,6 +138,8 @@ class ModelResponse:
     simulated: bool = False
     """Made up by the simulated back-end, not by a model."""
     attempts: int = 1
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
+    """The API's ``anthropic-ratelimit-*`` headers, for the rate limiter to adapt to."""
 
     @property
     def text(self) -> str:

@@ -115,7 +115,7 @@ class Project:
         for candidate in self._candidates(reference, parent):
             if candidate.is_file():
                 return self.load_workflow(candidate)
-        folders = ", ".join(str(f) for f in [parent.folder, *self.workflow_dirs])
+        folders = ", ".join(dict.fromkeys(str(f) for f in [parent.folder, *self.workflow_dirs]))
         raise MicroagentsError(
             f"no workflow '{reference}' in {folders}; give a path relative to this file "
             "or the name of a workflow file there"

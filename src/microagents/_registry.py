@@ -81,17 +81,30 @@ class FolderSource:
         files = sorted(
             p
             for p in self.path.rglob("*")
-            if p.suffix in SPEC_SUFFIXES and not any(part.startswith(".") for part in p.parts)
+            if p.suffix in SPEC_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
         )
+        seen: dict[tuple[str, str], Path] = {}
         for file in files:
             try:
                 sourced = load_agent_spec(file)
             except SpecError as exc:
                 self._problems.extend(exc.problems)
                 continue
-            yield AgentEntry(
-                sourced.spec.name, Version.parse(sourced.spec.version), sourced, self.name
-            )
+            key = (sourced.spec.name, sourced.spec.version)
+            if key in seen:
+                self._problems.append(
+                    Problem(
+                        "MA307",
+                        f"{key[0]}@{key[1]} is also defined in {seen[key]}; a version is "
+                        "published once: bump the version of one of them",
+                        sourced.source.locate("version"),
+                        "version",
+                    )
+                )
+                continue
+            seen[key] = file
+            yield AgentEntry(key[0], Version.parse(key[1]), sourced, self.name)
 
 
 @dataclass

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._graph import CompiledNode, CompiledWorkflow
 
-START, END = "__start__", "__end__"
+START, END = "__start__", "__end__"  # node ids may not start with "__", so these are free
+
+# Words Mermaid's flowchart parser reads as keywords; a node with such an id gets a suffix.
+MERMAID_KEYWORDS = frozenset(
+    {"end", "graph", "subgraph", "flowchart", "style", "class", "classdef", "click", "linkstyle"}
+)
+
+
+def _mid(node_id: str) -> str:
+    return f"{node_id}_" if node_id.lower() in MERMAID_KEYWORDS else node_id
 
 
 def _ladder(node: CompiledNode) -> str:
@@ -66,29 +75,29 @@ def to_mermaid(workflow: CompiledWorkflow) -> str:
         node = workflow.nodes[node_id]
         label = "<br/>".join(_mermaid_text(line) for line in _node_lines(node))
         if node.kind == "agent":
-            out.append(f'    {node_id}["{label}"]')
+            out.append(f'    {_mid(node_id)}["{label}"]')
         elif node.kind == "tool":
-            out.append(f'    {node_id}[["{label}"]]')
+            out.append(f'    {_mid(node_id)}[["{label}"]]')
         else:
-            out.append(f'    {node_id}{{{{"{label}"}}}}')
+            out.append(f'    {_mid(node_id)}{{{{"{label}"}}}}')
     out.append(f'    {END}(["output"])')
     for node_id in workflow.entry:
-        out.append(f"    {START} --> {node_id}")
+        out.append(f"    {START} --> {_mid(node_id)}")
     for source, target, data in workflow.graph.edges(data=True):
         label = _mermaid_text(_edge_label(data))
         arrow = {"escalation": "-.->", "map": "==>", "fan_in": "==>"}.get(str(data["kind"]), "-->")
         out.append(
-            f'    {source} {arrow}|"{label}"| {target}'
+            f'    {_mid(source)} {arrow}|"{label}"| {_mid(target)}'
             if label
-            else f"    {source} {arrow} {target}"
+            else f"    {_mid(source)} {arrow} {_mid(target)}"
         )
     for node_id in workflow.graph.nodes:
         if _may_end_run(workflow, node_id):
-            out.append(f"    {node_id} --> {END}")
+            out.append(f"    {_mid(node_id)} --> {END}")
     tools = [n for n, node in workflow.nodes.items() if node.kind == "tool"]
     if tools:
         out.append("    classDef tool fill:#f4f4f4,stroke:#888")
-        out.append(f"    class {','.join(tools)} tool")
+        out.append(f"    class {','.join(_mid(t) for t in tools)} tool")
     return "\n".join(out) + "\n"
 
 
@@ -110,18 +119,18 @@ def to_dot(workflow: CompiledWorkflow) -> str:
     for node_id in workflow.graph.nodes:
         node = workflow.nodes[node_id]
         label = "\\n".join(_dot_text(line) for line in _node_lines(node))
-        out.append(f'    {node_id} [label="{label}", shape={shapes[node.kind]}];')
+        out.append(f'    "{node_id}" [label="{label}", shape={shapes[node.kind]}];')
     for node_id in workflow.entry:
-        out.append(f"    {START} -> {node_id};")
+        out.append(f'    {START} -> "{node_id}";')
     styles = {"escalation": "dashed", "map": "bold", "fan_in": "bold", "conditional": "solid"}
     for source, target, data in workflow.graph.edges(data=True):
         attributes = [f"style={styles.get(str(data['kind']), 'solid')}"]
         label = _edge_label(data)
         if label:
             attributes.append(f'label="{_dot_text(label)}"')
-        out.append(f"    {source} -> {target} [{', '.join(attributes)}];")
+        out.append(f'    "{source}" -> "{target}" [{", ".join(attributes)}];')
     for node_id in workflow.graph.nodes:
         if _may_end_run(workflow, node_id):
-            out.append(f"    {node_id} -> {END};")
+            out.append(f'    "{node_id}" -> {END};')
     out.append("}")
     return "\n".join(out) + "\n"

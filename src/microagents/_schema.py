@@ -148,6 +148,8 @@ def enum_values(schema: JsonSchema | None) -> list[Any] | None:
         return list(schema["enum"])
     if "const" in schema:
         return [schema["const"]]
+    if schema.get("type") == "boolean":
+        return [True, False]
     return None
 
 
@@ -261,3 +263,42 @@ class _Compiler:
 
 def _constraints(schema: JsonSchema, *pairs: tuple[str, str]) -> dict[str, Any]:
     return {field: schema[key] for key, field in pairs if key in schema}
+
+
+def example_instance(schema: JsonSchema | None, root: JsonSchema | None = None) -> Any:
+    """A small value that satisfies `schema`: the first enum value, the minimum, every
+    required field. Used to answer when there is nothing better to answer with."""
+    root = root if root is not None else schema
+    resolved = _resolve(root or {}, schema)
+    if resolved is None:
+        return None
+    if "const" in resolved:
+        return resolved["const"]
+    if resolved.get("enum"):
+        return resolved["enum"][0]
+    variants = resolved.get("anyOf") or resolved.get("oneOf")
+    if variants:
+        return example_instance(variants[0], root)
+    declared = resolved.get("type")
+    if isinstance(declared, list):
+        declared = next((t for t in declared if t != "null"), "null")
+    if declared == "object" or (declared is None and "properties" in resolved):
+        properties = resolved.get("properties") or {}
+        return {
+            name: example_instance(properties[name], root)
+            for name in resolved.get("required", [])
+            if name in properties
+        }
+    if declared == "array":
+        count = resolved.get("minItems", 0)
+        return [example_instance(resolved.get("items"), root) for _ in range(count)]
+    if declared in ("number", "integer"):
+        low: float = resolved.get("minimum", resolved.get("exclusiveMinimum")) or 0
+        high: float | None = resolved.get("maximum", resolved.get("exclusiveMaximum"))
+        value = low if high is None else (low + high) / 2
+        return int(value) if declared == "integer" else float(value)
+    if declared == "boolean":
+        return True
+    if declared == "string":
+        return "x" * resolved.get("minLength", 0) or "example"
+    return None

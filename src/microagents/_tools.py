@@ -8,6 +8,7 @@ needs it; nothing registers itself globally at import time.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -71,6 +72,10 @@ def tool(
 
 
 def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> Tool:
+    if not re.match(TOOL_NAME_PATTERN, name):
+        raise ValueError(
+            f"tool name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter"
+        )
     signature = inspect.signature(fn)
     fields: dict[str, Any] = {}
     for parameter in signature.parameters.values():

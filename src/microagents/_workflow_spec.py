@@ -87,7 +87,11 @@ class EdgeSpec(Strict):
         if self.switch is not None:
             if self.cases is None:
                 raise ValueError("a switch edge needs `cases` (field value → node)")
-            extra = [k for k in ("to", "when", "map", "into") if getattr(self, k) is not None]
+            extra = [
+                k
+                for k in ("to", "when", "map", "into", "concurrency")
+                if getattr(self, k) is not None
+            ]
             if extra:
                 raise ValueError(f"a switch edge takes cases/default, not {', '.join(extra)}")
             return self
@@ -123,8 +127,8 @@ class WorkflowSpec(Strict):
     version: str = Field(description="Semantic version, MAJOR.MINOR.PATCH.")
     description: str = Field(min_length=1)
     input: JsonSchema = Field(description="JSON Schema (type: object) of one run's input.")
-    entry: list[str] | None = Field(
-        default=None, description="Nodes that start a run; default: the first node."
+    entry: str | list[str] | None = Field(
+        default=None, description="The node (or nodes) that start a run; default: the first node."
     )
     nodes: dict[NodeId, NodeSpec] = Field(min_length=1, description="Node id → node.")
     edges: list[EdgeSpec] = Field(default_factory=list)
@@ -133,10 +137,21 @@ class WorkflowSpec(Strict):
         description="What a run returns: a `{{ expression }}` or a mapping of them.",
     )
 
-    @field_validator("entry", mode="before")
+    def entry_nodes(self) -> list[str]:
+        """The nodes a run starts at."""
+        if self.entry is None:
+            return [next(iter(self.nodes))]
+        return [self.entry] if isinstance(self.entry, str) else list(self.entry)
+
+    @field_validator("nodes", mode="after")
     @classmethod
-    def _entry_as_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    def _no_reserved_ids(cls, value: dict[str, NodeSpec]) -> dict[str, NodeSpec]:
+        reserved = [node_id for node_id in value if node_id.startswith("__")]
+        if reserved:
+            raise ValueError(
+                f"node id '{reserved[0]}' starts with '__', which is reserved; rename it"
+            )
+        return value
 
     @field_validator("version", mode="before")
     @classmethod

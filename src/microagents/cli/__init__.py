@@ -18,6 +18,8 @@ from .._errors import MicroagentsError, Problem, SpecError
 from .._project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in microagents, never "some items failed"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +46,9 @@ def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -
     for folder in agent_dirs:
         if not folder.is_dir():
             raise MicroagentsError(f"agent folder '{folder}' does not exist; check --agents")
+    if tool_modules and "" not in sys.path and "." not in sys.path:
+        # Like `python -m`, let --tools name a module in the working folder.
+        sys.path.insert(0, "")
     tools = Project.tools_from_modules(tool_modules)
     return Project(agent_dirs=list(agent_dirs) or None, tools=tools)
 
@@ -185,9 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     except MicroagentsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_FAILED)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             "please report it with the command you ran.",
             err=True,
         )
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_INTERNAL_ERROR)
     sys.exit(result if isinstance(result, int) else EXIT_OK)
 
 

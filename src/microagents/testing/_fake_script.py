@@ -7,9 +7,14 @@ the request was answered and is what `FakeAnthropicServer.requests` lists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ._fake_wire import lenient_json, minimal_instance, output_tokens_of
+
+DEFAULT_TEXT = "This is a reply from the fake Anthropic server."
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"]
 
@@ -29,7 +34,7 @@ class _ToolCallPart:
 @dataclass(frozen=True, slots=True)
 class _MalformedToolCallPart:
     name: str
-    raw_json: str
+    raw_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +116,16 @@ class Reply:
         return cls((_TextPart(partial_text),), "max_tokens", exhausts_max_tokens=True)
 
     @classmethod
-    def malformed_tool_json(cls, name: str, raw_json: str) -> Reply:
-        """A call of tool `name` whose arguments are the raw text `raw_json`.
+    def malformed_tool_json(cls, name: str, raw_text: str) -> Reply:
+        """A call of tool `name` whose arguments are the raw text `raw_text`.
 
-        Streaming sends `raw_json` verbatim as the `input_json_delta` chunks (so invalid JSON
-        reaches the client exactly as a misbehaving model would produce it). Non-streaming
-        answers carry parsed JSON, as the real API always does: `raw_json` parsed if it is
-        valid JSON (of whatever shape, e.g. a list), otherwise `{}`.
+        Streaming sends `raw_text` verbatim as the `input_json_delta` chunks, so invalid JSON
+        reaches the client exactly as a misbehaving model would produce it (the SDK's stream
+        helper then raises ValueError). Non-streaming answers carry parsed JSON, as the real
+        API always does: `raw_text` parsed if it is valid JSON of whatever shape (e.g. a list
+        or an object with the wrong fields), otherwise `{}`.
         """
-        return cls((_MalformedToolCallPart(name, raw_json),), "tool_use")
+        return cls((_MalformedToolCallPart(name, raw_text),), "tool_use")
 
 
 FaultKind = Literal["error", "drop", "slow", "stream_error"]
@@ -349,6 +355,80 @@ class Match:
             and (self.tool_choice_name is None or request.forced_tool_name == self.tool_choice_name)
             and (self.predicate is None or self.predicate(request))
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedReply:
+    """A reply made concrete for one request: content blocks as the API sends them."""
+
+    content: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None
+    output_tokens: int
+    # Streamed tool arguments by block index, where they differ from the parsed input.
+    raw_tool_json: dict[int, str]
+
+
+class ScriptError(Exception):
+    """The test's script cannot answer this request; the client gets a 500 saying why."""
+
+
+def render_reply(
+    request: ReceivedRequest, reply: Reply, new_id: Callable[[str, int], str]
+) -> RenderedReply:
+    """Resolve `reply` against `request` (structured output, generated tool ids, usage)."""
+
+    def tool_use(name: str, input: Any, id: str | None = None) -> dict[str, Any]:
+        return {
+            "type": "tool_use",
+            "id": id or new_id("toolu_01", 22),
+            "name": name,
+            "input": input,
+        }
+
+    content: list[dict[str, Any]] = []
+    raw_tool_json: dict[int, str] = {}
+    stop_reason: str = reply.stop_reason
+    for part in reply.parts:
+        if isinstance(part, _TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, _ToolCallPart):
+            content.append(tool_use(part.name, dict(part.input), part.id))
+        elif isinstance(part, _MalformedToolCallPart):
+            raw_tool_json[len(content)] = part.raw_text
+            content.append(tool_use(part.name, lenient_json(part.raw_text)))
+        elif request.forced_tool_name is not None:
+            content.append(tool_use(request.forced_tool_name, part.output))
+        elif request.output_schema is not None:
+            content.append({"type": "text", "text": json.dumps(part.output, ensure_ascii=False)})
+            stop_reason = "end_turn"
+        else:
+            raise ScriptError(
+                "Reply.structured answers a request that forces a tool "
+                '(tool_choice={"type": "tool", "name": ...}) or sets output_config.format; '
+                "this request does neither: script Reply.tool_call or Reply.text for it instead"
+            )
+    output_tokens = request.max_tokens if reply.exhausts_max_tokens else output_tokens_of(content)
+    return RenderedReply(content, stop_reason, reply.stop_sequence, output_tokens, raw_tool_json)
+
+
+def default_reply(request: ReceivedRequest) -> Reply:
+    """What an unscripted request gets: a minimal valid structured output, or a short text."""
+    forced = request.forced_tool_name
+    choice = request.body.get("tool_choice")
+    if forced is None and isinstance(choice, Mapping) and choice.get("type") == "any":
+        forced = next((str(t["name"]) for t in request.tools if "input_schema" in t), None)
+    try:
+        if forced is not None:
+            return Reply.tool_call(forced, minimal_instance(request.tool_schema(forced) or {}))
+        if request.output_schema is not None:
+            return Reply.text(json.dumps(minimal_instance(request.output_schema)))
+    except (ValueError, LookupError, TypeError) as error:
+        raise ScriptError(
+            f"cannot make a minimal instance of this schema ({error}); "
+            "script a Reply.structured for the request instead"
+        ) from error
+    return Reply.text(DEFAULT_TEXT)
 
 
 def _text_of(content: Any) -> str:

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # The real API requires a minimum prefix length (1024-4096 tokens by model) before it caches;
@@ -227,6 +228,89 @@ class PromptCache:
             yield digest.copy().hexdigest()
 
 
+# --- rate limits ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRateLimits:
+    """The limits the fake reports in `anthropic-ratelimit-*` headers, per fixed window.
+
+    With `enforce=True`, a request over a limit gets a 429 whose `retry-after` is the time left
+    in the window (the real API refills continuously; a fixed window is simpler to test).
+    """
+
+    requests_per_minute: int = 50
+    input_tokens_per_minute: int = 50_000
+    output_tokens_per_minute: int = 10_000
+    window_seconds: float = 60.0
+    enforce: bool = False
+
+
+class RateMeter:
+    """Usage in the current fixed window against `ServerRateLimits` (access is serialised)."""
+
+    def __init__(self, limits: ServerRateLimits) -> None:
+        self.limits = limits
+        self._started = 0.0
+        self._requests = self._input_tokens = self._output_tokens = 0
+
+    def over_limit(self, input_tokens: int) -> tuple[str, int] | None:
+        """The 429 message and retry-after (s) if this request would exceed an enforced limit."""
+        limits = self.limits
+        if not limits.enforce:
+            return None
+        self._roll()
+        for what, limit, exceeded in (
+            ("requests", limits.requests_per_minute, self._requests >= limits.requests_per_minute),
+            (
+                "input tokens",
+                limits.input_tokens_per_minute,
+                self._input_tokens + input_tokens > limits.input_tokens_per_minute,
+            ),
+            (
+                "output tokens",
+                limits.output_tokens_per_minute,
+                self._output_tokens >= limits.output_tokens_per_minute,
+            ),
+        ):
+            if exceeded:
+                message = f"This request would exceed your rate limit of {limit} {what} per minute."
+                left = self._started + limits.window_seconds - time.time()
+                return message, max(1, math.ceil(left))
+        return None
+
+    def record(self, input_tokens: int, output_tokens: int) -> None:
+        """Count one answered request."""
+        self._roll()
+        self._requests += 1
+        self._input_tokens += input_tokens
+        self._output_tokens += output_tokens
+
+    def headers(self) -> dict[str, str]:
+        """The `anthropic-ratelimit-*` headers: limit, remaining, and reset as RFC 3339."""
+        self._roll()
+        limits = self.limits
+        reset = datetime.fromtimestamp(self._started + limits.window_seconds, UTC)
+        reset_text = reset.isoformat(timespec="seconds").replace("+00:00", "Z")
+        headers: dict[str, str] = {}
+        for name, limit, used in (
+            ("requests", limits.requests_per_minute, self._requests),
+            ("input-tokens", limits.input_tokens_per_minute, self._input_tokens),
+            ("output-tokens", limits.output_tokens_per_minute, self._output_tokens),
+        ):
+            headers[f"anthropic-ratelimit-{name}-limit"] = str(limit)
+            headers[f"anthropic-ratelimit-{name}-remaining"] = str(max(0, limit - used))
+            headers[f"anthropic-ratelimit-{name}-reset"] = reset_text
+        return headers
+
+    def _roll(self) -> None:
+        # Wall-clock time, since the reset headers are absolute timestamps.
+        now = time.time()
+        if now >= self._started + self.limits.window_seconds:
+            self._started = now
+            self._requests = self._input_tokens = self._output_tokens = 0
+
+
 # --- response bodies and SSE ----------------------------------------------------------------
 
 
@@ -258,17 +342,7 @@ def stream_events(
     `raw_tool_json` overrides the streamed arguments of tool_use blocks by index (to stream
     malformed JSON); other tool inputs stream as their JSON in chunks.
     """
-    start = {
-        **message,
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        # The API reports a token or so at the start; message_delta carries the final count.
-        "usage": {**message["usage"], "output_tokens": min(1, message["usage"]["output_tokens"])},
-    }
-    events: list[tuple[str, Json]] = [
-        ("message_start", {"type": "message_start", "message": start})
-    ]
+    events = [_message_start(message)]
     if not message["content"]:
         events.append(("ping", {"type": "ping"}))
     for index, block in enumerate(message["content"]):
@@ -309,7 +383,19 @@ def stream_events(
 
 def stream_error_events(message: Json, error: Json) -> list[tuple[str, Json]]:
     """A stream that starts `message` and then fails with the error body `error`."""
-    return [*stream_events(message, {}, 1 << 30)[:1], ("ping", {"type": "ping"}), ("error", error)]
+    return [_message_start(message), ("ping", {"type": "ping"}), ("error", error)]
+
+
+def _message_start(message: Json) -> tuple[str, Json]:
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        # The API reports a token or so at the start; message_delta carries the final count.
+        "usage": {**message["usage"], "output_tokens": min(1, message["usage"]["output_tokens"])},
+    }
+    return "message_start", {"type": "message_start", "message": start}
 
 
 def encode_sse(event: str, data: Json) -> bytes:
@@ -320,6 +406,36 @@ def encode_sse(event: str, data: Json) -> bytes:
 def _chunks(text: str, size: int) -> list[str]:
     # At least one chunk, so that even an empty text block gets its one delta.
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def lenient_json(raw: str) -> Any:
+    """`raw` parsed as JSON, or `{}` if it is not JSON (what a non-streaming answer carries)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {}
+
+
+def final_message(events: list[tuple[str, Json]]) -> Json:
+    """The message a complete event stream adds up to (for the request record)."""
+    message: Json = dict(events[0][1]["message"])
+    content: list[Json] = []
+    partial: dict[int, str] = {}
+    for name, data in events[1:]:
+        if name == "content_block_start":
+            content.append(dict(data["content_block"]))
+        elif name == "content_block_delta":
+            delta = data["delta"]
+            if delta["type"] == "text_delta":
+                content[data["index"]]["text"] += delta["text"]
+            else:
+                partial[data["index"]] = partial.get(data["index"], "") + delta["partial_json"]
+        elif name == "message_delta":
+            message.update(data["delta"])
+            message["usage"] = {**message["usage"], **data["usage"]}
+    for index, raw in partial.items():
+        content[index]["input"] = lenient_json(raw)
+    return {**message, "content": content}
 
 
 # --- minimal instances of JSON schemas ------------------------------------------------------

@@ -1,0 +1,175 @@
+"""The simulated back-end: dry runs with no API key, answered from each agent's examples.
+
+For a structured output it answers with the output of the agent's few-shot example nearest to
+the prompt (checked against the output schema), or a minimal instance of the schema when the
+agent has no examples. On the cheapest tier it lowers the confidence of a deterministic share
+of answers, so that a dry run also shows escalations. Token counts are estimated from the text,
+latency is drawn from a log-normal distribution, and every response is marked `simulated`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from ._agent import CompiledAgent
+from ._model import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
+from ._schema import example_instance
+from ._tiers import TierTable
+
+CHARS_PER_TOKEN = 4
+LOW_CONFIDENCE = 0.45
+HIGH_CONFIDENCE = 0.93
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedLatency:
+    """Log-normal latency: median seconds per tier (by model name), spread `sigma`,
+    everything multiplied by `scale` (0 for instant answers)."""
+
+    medians: Mapping[str, float] = field(
+        default_factory=lambda: {"haiku": 0.6, "sonnet": 1.4, "opus": 2.8}
+    )
+    sigma: float = 0.35
+    scale: float = 1.0
+
+    def draw(self, model: str, rng: random.Random) -> float:
+        if self.scale <= 0:
+            return 0.0
+        median = next((m for name, m in self.medians.items() if name in model), 1.0)
+        return self.scale * median * math.exp(rng.gauss(0.0, self.sigma))
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    agent: CompiledAgent
+    example_words: tuple[frozenset[str], ...]
+
+
+class SimulatedModel:
+    """A `Model` that needs no network and no key; its answers are labelled simulated.
+
+    ```python
+    model = SimulatedModel(agents=[router, extractor], latency=SimulatedLatency(scale=0))
+    ```
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[CompiledAgent] = (),
+        *,
+        latency: SimulatedLatency | None = None,
+        low_confidence_rate: float = 0.2,
+        tiers: TierTable | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.latency = latency or SimulatedLatency()
+        self.low_confidence_rate = low_confidence_rate
+        self.tiers = tiers or TierTable()
+        self.seed = seed
+        self._agents: dict[str, _Known] = {}
+        for agent in agents:
+            words = tuple(
+                _words(agent.render_prompt(dict(example.input))) for example in agent.spec.examples
+            )
+            self._agents[agent.spec.name] = _Known(agent, words)
+        self._cheapest = self.tiers.resolve(self.tiers.names[0]).model if self.tiers.names else ""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        prompt = _last_user_text(request)
+        digest = hashlib.sha256(f"{self.seed}:{request.model}:{prompt}".encode()).digest()
+        rng = random.Random(digest)
+        delay = self.latency.draw(request.model, rng)
+        if delay:
+            await anyio.sleep(delay)
+        known = self._agents.get(request.metadata.get("agent", ""))
+        if request.tool_choice is not None and request.tool_choice.type == "tool":
+            output = self._structured(request, known, prompt, rng)
+            content: tuple[TextBlock | ToolUseBlock, ...] = (
+                ToolUseBlock(
+                    f"toolu_sim_{digest.hex()[:20]}", request.tool_choice.name or "", output
+                ),
+            )
+            produced = json.dumps(output)
+            stop = "tool_use"
+        else:
+            text = f"(simulated answer from {request.model})"
+            content = (TextBlock(text),)
+            produced = text
+            stop = "end_turn"
+        usage = Usage(
+            input_tokens=max(1, _request_chars(request) // CHARS_PER_TOKEN),
+            output_tokens=max(1, len(produced) // CHARS_PER_TOKEN),
+        )
+        price = self.tiers.resolve(request.model).price
+        return ModelResponse(
+            content=content,
+            stop_reason=stop,  # type: ignore[arg-type]
+            usage=usage,
+            model=request.model,
+            request_id=f"sim_{digest.hex()[:16]}",
+            latency=delay,
+            cost_usd=price.cost(usage) if price else None,
+            simulated=True,
+        )
+
+    def _structured(
+        self, request: ModelRequest, known: _Known | None, prompt: str, rng: random.Random
+    ) -> dict[str, Any]:
+        tool = next((t for t in request.tools if t.name == request.tool_choice.name), None)  # type: ignore[union-attr]
+        schema = dict(tool.input_schema) if tool else {}
+        output: dict[str, Any] | None = None
+        if known is not None and known.example_words:
+            words = _words(prompt)
+            scores = [_similarity(words, example) for example in known.example_words]
+            best = known.agent.spec.examples[scores.index(max(scores))]
+            output = dict(best.output)
+            try:
+                known.agent.output_model.model_validate(output)
+            except ValidationError:
+                output = None  # an example that no longer fits its schema: fall back
+        if output is None:
+            output = example_instance(schema) or {}
+        properties = schema.get("properties") or {}
+        confidence = output.get("confidence")
+        if "confidence" in properties and isinstance(confidence, int | float):
+            # A stronger tier is surer; the cheapest is sometimes unsure, so escalation shows.
+            if request.model == self._cheapest or "haiku" in request.model:
+                if rng.random() < self.low_confidence_rate:
+                    output["confidence"] = LOW_CONFIDENCE
+            else:
+                output["confidence"] = max(float(confidence), HIGH_CONFIDENCE)
+        return output
+
+
+def _last_user_text(request: ModelRequest) -> str:
+    for message in reversed(request.messages):
+        if message.role == "user":
+            return "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    return ""
+
+
+def _request_chars(request: ModelRequest) -> int:
+    total = len(request.system or "")
+    for message in request.messages:
+        for block in message.content:
+            total += len(block.text) if isinstance(block, TextBlock) else len(str(block))
+    return total + sum(len(json.dumps(dict(t.input_schema))) for t in request.tools)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORD.findall(text))
+
+
+def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0

@@ -1,0 +1,28 @@
+"""Test helpers that ship with microagents, for our tests and yours.
+
+- `FakeAnthropicServer`: a real HTTP server on 127.0.0.1 that speaks the Anthropic Messages
+  API (JSON and SSE, tool use, usage, prompt caching, rate-limit headers, error bodies) and is
+  scripted with `Reply` and `Fault`. Point the official SDK at it with ``base_url``.
+- `FakeModel`: an in-process `Model` for tests above the model layer.
+- `FakeClock`: a clock whose sleeps are instant, for rate-limit tests.
+
+The pytest fixture ``fake_anthropic`` comes with
+``pytest_plugins = ["microagents.testing.pytest_plugin"]`` in your ``conftest.py``.
+"""
+
+from ._fake_model import FakeClock, FakeModel
+from ._fake_script import Fault, ReceivedRequest, RecordedRequest, Reply
+from ._fake_server import FakeAnthropicServer
+from ._fake_wire import ServerRateLimits, estimate_tokens
+
+__all__ = [
+    "FakeAnthropicServer",
+    "FakeClock",
+    "FakeModel",
+    "Fault",
+    "ReceivedRequest",
+    "RecordedRequest",
+    "Reply",
+    "ServerRateLimits",
+    "estimate_tokens",
+]
