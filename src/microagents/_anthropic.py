@@ -110,10 +110,16 @@ class AnthropicModel:
         return self._client
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (a client belongs to the event loop that used it)."""
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+    async def __aenter__(self) -> AnthropicModel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- the protocol -----------------------------------------------------------------------
 
@@ -173,8 +179,9 @@ class AnthropicModel:
                 {"role": m.role, "content": [_block_param(b) for b in m.content]}
                 for m in request.messages
             ],
-            "temperature": request.temperature,
         }
+        # No temperature: API version 2026-10-21, which SDK 2.x speaks, refuses sampling
+        # parameters at any value. `request.temperature` still decides cacheability.
         if system is not None:
             params["system"] = system
         if tools:

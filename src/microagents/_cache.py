@@ -28,6 +28,7 @@ from ._model import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
+    aclose_inner,
 )
 
 EVICT_EVERY = 100
@@ -99,6 +100,11 @@ class CachedModel:
         if response.stop_reason != "max_tokens" and not response.simulated:
             await anyio.to_thread.run_sync(self._put, key, response)
         return response
+
+    async def aclose(self) -> None:
+        """Close the database and the wrapped model."""
+        self.close()
+        await aclose_inner(self.inner)
 
     def close(self) -> None:
         with self._lock:

@@ -176,6 +176,13 @@ class Model(Protocol):
         ...
 
 
+async def aclose_inner(model: Model) -> None:
+    """Close `model` if it holds anything open (wrappers pass `aclose` down the stack)."""
+    close = getattr(model, "aclose", None)
+    if close is not None:
+        await close()
+
+
 @runtime_checkable
 class StreamingModel(Model, Protocol):
     """A back-end that can also stream partial text."""

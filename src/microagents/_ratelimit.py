@@ -18,7 +18,15 @@ from typing import Protocol
 import anyio
 
 from ._errors import RateLimitedError
-from ._model import Model, ModelRequest, ModelResponse, TextBlock, ToolResultBlock, Usage
+from ._model import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    TextBlock,
+    ToolResultBlock,
+    Usage,
+    aclose_inner,
+)
 from ._tiers import RateLimits, TierTable
 
 CHARS_PER_TOKEN = 4
@@ -67,7 +75,10 @@ class TokenBucket:
         for a full bucket, then overdraws it)."""
         self.refill(now)
         needed = min(amount, self.capacity)
-        return 0.0 if self.level >= needed else (needed - self.level) / self.rate
+        # Within a nanosecond's worth counts as enough: float rounding must not leave a
+        # waiter sleeping for 1e-17 s forever.
+        shortfall = needed - self.level
+        return 0.0 if shortfall <= self.rate * 1e-9 else shortfall / self.rate
 
 
 @dataclass(slots=True)
@@ -97,6 +108,10 @@ class RateLimitedModel:
         self._limits = dict(limits or {})
         self.clock = clock or SystemClock()
         self._buckets: dict[str, _ModelBuckets] = {}
+
+    async def aclose(self) -> None:
+        """Close the wrapped model."""
+        await aclose_inner(self.inner)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         buckets = self._buckets_for(request.model)
@@ -169,7 +184,9 @@ class RateLimitedModel:
             bucket.level = min(bucket.level, -seconds * bucket.rate)
 
     def _observe(self, buckets: _ModelBuckets, headers: Mapping[str, str]) -> None:
-        """Never believe we have more capacity than the API says is left."""
+        """Take the API's word: its limit sets our rate (up or down: our configured limits
+        are only the guess before the first answer), and we never believe we have more
+        capacity left than it says."""
         if not headers:
             return
         now = self.clock.now()
@@ -181,7 +198,7 @@ class RateLimitedModel:
             if bucket is None:
                 continue
             limit = _number(headers.get(f"anthropic-ratelimit-{kind}-limit"))
-            if limit is not None and limit / 60.0 < bucket.rate:
+            if limit is not None and limit > 0:
                 bucket.rate = limit / 60.0
                 bucket.capacity = max(1.0, bucket.rate * BURST_SECONDS)
             remaining = _number(headers.get(f"anthropic-ratelimit-{kind}-remaining"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import anyio
 
 from ._errors import ModelError
-from ._model import Model, ModelRequest, ModelResponse
+from ._model import Model, ModelRequest, ModelResponse, aclose_inner
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -58,6 +58,10 @@ class RetryingModel:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+
+    async def aclose(self) -> None:
+        """Close the wrapped model."""
+        await aclose_inner(self.inner)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()

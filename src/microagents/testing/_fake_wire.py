@@ -37,6 +37,9 @@ def _compact(value: Any) -> str:
 # --- validation -----------------------------------------------------------------------------
 
 
+SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+
+
 def validate_messages_request(body: Mapping[str, Any], *, count_tokens: bool = False) -> str | None:
     """The first problem of a `/v1/messages` (or `count_tokens`) body, in the API's wording."""
     required = ("model", "messages") if count_tokens else ("model", "max_tokens", "messages")
@@ -51,6 +54,10 @@ def validate_messages_request(body: Mapping[str, Any], *, count_tokens: bool = F
             return "max_tokens: Input should be a valid integer greater than or equal to 0"
         if "stream" in body and not isinstance(body["stream"], bool):
             return "stream: Input should be a valid boolean"
+    for sampling in SAMPLING_PARAMETERS:
+        if sampling in body:
+            # API version 2026-10-21 (what SDK 2.x sends) refuses them at any value.
+            return f"{sampling}: Extra inputs are not permitted"
     system = body.get("system", "")
     if not isinstance(system, str | list):
         return "system: Input should be a valid string or list of text blocks"
