@@ -268,8 +268,13 @@ def test_connection_refused_is_a_connection_error() -> None:
 
 def test_burst_of_100_calls_stays_under_60_rpm() -> None:
     clock = FakeClock()
+    # The server says "60 RPM" in its headers; its own counting window is made tiny because
+    # it runs on real time while the limiter runs on the fake clock.
     limits = ServerRateLimits(
-        requests_per_minute=60, input_tokens_per_minute=10**7, output_tokens_per_minute=10**7
+        requests_per_minute=60,
+        input_tokens_per_minute=10**7,
+        output_tokens_per_minute=10**7,
+        window_seconds=0.001,
     )
     with FakeAnthropicServer(rate_limits=limits) as server:
         server.on(Reply.text("ok"))

@@ -13,11 +13,50 @@ print(triage.to_mermaid())
 
 from ._agent import CompiledAgent
 from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
+from ._anthropic import AnthropicModel
+from ._backends import anthropic_model, simulated_model
 from ._builder import Workflow
-from ._errors import Location, MicroagentsError, Problem, SpecError
+from ._cache import CachedModel
+from ._errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    Location,
+    MicroagentsError,
+    ModelConnectionError,
+    ModelError,
+    ModelNotFoundError,
+    ModelTimeoutError,
+    OverloadedError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitedError,
+    ServerError,
+    SpecError,
+)
 from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
+from ._model import (
+    ContentBlock,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamEnd,
+    StreamEvent,
+    StreamingModel,
+    TextBlock,
+    TextDelta,
+    ToolChoice,
+    ToolDefinition,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 from ._project import Project
+from ._ratelimit import RateLimitedModel
 from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
+from ._retry import RetryingModel, RetryPolicy
+from ._simulate import SimulatedLatency, SimulatedModel
+from ._tiers import Price, RateLimits, Tier, TierTable
 from ._tools import Tool, Tools, tool
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 
@@ -39,6 +78,35 @@ __all__ = [
     "CompiledWorkflow",
     "Project",
     "Workflow",
+    # models: the protocol, its messages, back-ends and the layers around them
+    "AnthropicModel",
+    "CachedModel",
+    "ContentBlock",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "Price",
+    "RateLimitedModel",
+    "RateLimits",
+    "RetryPolicy",
+    "RetryingModel",
+    "SimulatedLatency",
+    "SimulatedModel",
+    "StreamEnd",
+    "StreamEvent",
+    "StreamingModel",
+    "TextBlock",
+    "TextDelta",
+    "Tier",
+    "TierTable",
+    "ToolChoice",
+    "ToolDefinition",
+    "ToolResultBlock",
+    "ToolUseBlock",
+    "Usage",
+    "anthropic_model",
+    "simulated_model",
     # agents and tools
     "AgentRegistry",
     "AgentSource",
@@ -47,10 +115,20 @@ __all__ = [
     "Tools",
     "tool",
     # errors
+    "AuthenticationError",
+    "InvalidRequestError",
     "Location",
     "MicroagentsError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelTimeoutError",
+    "OverloadedError",
+    "PermissionDeniedError",
     "Problem",
+    "RateLimitedError",
     "ResolutionError",
+    "ServerError",
     "SpecError",
     "__version__",
 ]

@@ -42,6 +42,11 @@ from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 from ._yaml import FieldPath, format_path
 
 NodeKind = Literal["agent", "tool", "workflow"]
+ERROR_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+}
+"""What `nodes.X.error` holds once X has failed (and an `on_error` edge caught it)."""
 UNPARSED = object()
 """Stands in for a binding that failed to compile (and was reported), so later checks skip it."""
 EdgeKind = Literal["plain", "conditional", "escalation", "map", "fan_in"]
@@ -97,11 +102,25 @@ class CompiledWorkflow:
     entry: tuple[str, ...]
     output: Any
     output_schema: JsonSchema | None
+    tools: Tools = field(default_factory=Tools)
+    """The project's tools: what agents' allow-lists name and tool nodes call."""
     warnings: tuple[Problem, ...] = field(default=())
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def agents(self) -> list[CompiledAgent]:
+        """Every agent this workflow (and its sub-workflows) runs, once each."""
+        found: dict[str, CompiledAgent] = {}
+        for node in self.nodes.values():
+            if node.agent is not None:
+                found.setdefault(node.agent.reference, node.agent)
+            elif node.workflow is not None:
+                for agent in node.workflow.agents:
+                    found.setdefault(agent.reference, agent)
+        return list(found.values())
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart (escalation ladders in the node labels)."""
@@ -211,6 +230,7 @@ class _Compiler:
             entry=tuple(entry),
             output=output,
             output_schema=self.output_schema(output),
+            tools=self.tools,
             warnings=tuple(self.warnings),
         )
 
@@ -332,9 +352,13 @@ class _Compiler:
             self.add_edge(edge.to, edge.into, "fan_in", "all results", index, None)
         if ok:
             kind: EdgeKind = (
-                "map" if edge.map is not None else "conditional" if edge.when else "plain"
+                "map"
+                if edge.map is not None
+                else "conditional"
+                if edge.when or edge.on_error
+                else "plain"
             )
-            label = edge.when or ""
+            label = "on error" if edge.on_error else edge.when or ""
             if edge.map is not None:
                 label = "for each item" + (
                     f" · {edge.concurrency} at a time" if edge.concurrency else ""
@@ -541,13 +565,16 @@ class _Compiler:
                 *path,
             )
             return None
-        if len(reference) > 2 and reference[2] != "output":
+        if len(reference) > 2 and reference[2] not in ("output", "error"):
             self.problem(
                 "MA317",
-                f"'{shown}': a node exposes only `output`; write nodes.{target}.output",
+                f"'{shown}': a node exposes `output` (and `error`, after it failed); "
+                f"write nodes.{target}.output",
                 *path,
             )
             return None
+        if len(reference) > 2 and reference[2] == "error":
+            return ERROR_SCHEMA
         if target not in before and self.graph_is_whole():
             self.problem(
                 "MA318",
@@ -800,6 +827,8 @@ def agent_tool_problems(agent: CompiledAgent, tools: Tools) -> list[Problem]:
 
 
 def _always_taken(edge: EdgeSpec, exhaustive_switch: bool) -> bool:
+    if edge.on_error:
+        return False
     if edge.switch is not None:
         return edge.default is not None or exhaustive_switch
     return edge.when is None

@@ -81,6 +81,11 @@ class EdgeSpec(Strict):
     max_visits: int | None = Field(
         default=None, ge=1, le=100, description="Bound on the target's runs; required on cycles."
     )
+    on_error: bool = Field(
+        default=False,
+        description="Taken only when `from` fails (after its retries): route failures here "
+        "instead of failing the run. The target can read nodes.FROM.error.",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> EdgeSpec:
@@ -99,6 +104,8 @@ class EdgeSpec(Strict):
             raise ValueError("cases and default belong to a switch edge; add `switch: FIELD`")
         if self.to is None:
             raise ValueError("an edge needs `to` (or `switch` with `cases`)")
+        if self.on_error and (self.map is not None or self.when is not None):
+            raise ValueError("an on_error edge is a plain edge: give it only `to`")
         if self.map is not None:
             if self.into is None:
                 raise ValueError(

@@ -1,0 +1,354 @@
+"""One agent invocation: render, call, run the tool loop, validate, repair once, escalate.
+
+The agent starts on the first rung of its ladder (or a later one, when a validator sent the work
+back) and climbs one rung whenever a trigger in its `escalation.on` fires. Every rung tried is
+an `Attempt` in the result, with the trigger that ended it.
+
+Everything that does not depend on the input — tool definitions, the answer tool, tool choices,
+a system prompt without variables — is prepared once per agent and shared by every call, so
+that requests reuse immutable parts (and the back-end's prompt-cache prefix work).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from ._agent import CompiledAgent
+from ._agent_spec import EscalationSpec
+from ._errors import MicroagentsError, ModelError
+from ._model import (
+    ContentBlock,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    TextBlock,
+    ToolChoice,
+    ToolDefinition,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+from ._results import Attempt, Escalated, Escalation, RunEvent, ToolCalled
+from ._tiers import TierTable
+from ._tool_calls import call_tool
+from ._tools import Tools
+
+ANSWER_TOOL = "final_answer"
+ESCALATE_TOOL = "escalate"
+ESCALATE_DEFINITION = ToolDefinition(
+    ESCALATE_TOOL,
+    "Call this instead of answering when the task is beyond what you can do reliably; "
+    "a stronger model will take over. Say why in `reason`.",
+    {"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"]},
+)
+FORCE_ANY = ToolChoice("any")
+
+EventSink = Callable[[RunEvent], None]
+
+
+class AgentFailed(MicroagentsError):
+    """An agent could not produce a valid answer on any rung it was allowed to try."""
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutcome:
+    """A valid output and every attempt that led to it."""
+
+    output: BaseModel
+    attempts: tuple[Attempt, ...]
+    rung: int
+    """The ladder rung that gave the answer (a rejected revisit starts above it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAgent:
+    """The per-agent parts of every request, built once."""
+
+    agent: CompiledAgent
+    answer_tool: ToolDefinition
+    answer_choice: ToolChoice
+    tools: tuple[ToolDefinition, ...]
+    """The agent's allowed tools plus the answer tool."""
+    tools_with_escalate: tuple[ToolDefinition, ...]
+    static_system: str | None
+
+
+def prepare(agent: CompiledAgent, tools: Tools) -> PreparedAgent:
+    """Build the shared request parts for `agent` with the project's `tools`."""
+    answer = ToolDefinition(
+        ANSWER_TOOL,
+        f"Give your final answer for this task ({agent.spec.description}). "
+        "Call it exactly once, with the complete answer as its input.",
+        agent.output_schema,
+    )
+    allowed = tuple(
+        ToolDefinition(t.name, t.description, t.input_schema)
+        for name in agent.spec.tools
+        if (t := tools.get(name)) is not None
+    )
+    system_source = agent.spec.system
+    static = system_source if system_source is not None and "{" not in system_source else None
+    return PreparedAgent(
+        agent=agent,
+        answer_tool=answer,
+        answer_choice=ToolChoice("tool", ANSWER_TOOL),
+        tools=(*allowed, answer),
+        tools_with_escalate=(*allowed, answer, ESCALATE_DEFINITION),
+        static_system=static,
+    )
+
+
+class _Trigger(Exception):
+    """Internal: a trigger fired during an attempt (with the output, when it had one)."""
+
+    def __init__(self, trigger: str, detail: str, output: BaseModel | None = None) -> None:
+        super().__init__(detail)
+        self.trigger = trigger
+        self.detail = detail
+        self.output = output
+
+
+@dataclass
+class _Tally:
+    usage: Usage
+    cost: float
+    calls: int
+    cached: bool
+    simulated: bool
+
+    def add(self, response: ModelResponse) -> None:
+        self.usage = self.usage + response.usage
+        self.cost += response.cost_usd or 0.0
+        self.calls += 1
+        self.cached = self.cached or response.cached
+        self.simulated = self.simulated or response.simulated
+
+
+async def run_agent(
+    prepared: PreparedAgent,
+    inputs: Mapping[str, Any],
+    *,
+    model: Model,
+    tiers: TierTable,
+    tools: Tools,
+    escalation: EscalationSpec,
+    start_rung: int = 0,
+    labels: Mapping[str, str],
+    node: str = "",
+    visit: int = 1,
+    on_event: EventSink | None = None,
+) -> AgentOutcome:
+    """Run one agent on `inputs`; raise `AgentFailed` when no allowed rung gives an answer."""
+    agent = prepared.agent
+    values = dict(inputs)
+    prompt = agent.render_prompt(values)
+    system = prepared.static_system
+    if system is None and agent.system_template is not None:
+        system = str(agent.system_template.render({**values, "input": values}))
+    ladder = escalation.ladder
+    rung = min(start_rung, len(ladder) - 1)
+    attempts: list[Attempt] = []
+    while True:
+        tier = ladder[rung]
+        model_id = tiers.resolve(tier).model
+        can_climb = rung + 1 < len(ladder)
+        started = time.perf_counter()
+        tally = _Tally(Usage(), 0.0, 0, False, False)
+        try:
+            output = await _attempt(
+                prepared,
+                prompt,
+                system,
+                model_id,
+                model,
+                tools,
+                allow_escalate=can_climb and "self" in escalation.on,
+                labels=labels,
+                tally=tally,
+                node=node,
+                on_event=on_event,
+            )
+            _check_confidence(output, escalation)
+        except _Trigger as fired:
+            climbs = can_climb and fired.trigger in escalation.on
+            if not climbs and fired.output is not None:
+                # Low confidence on the last rung: the answer stands, as the best there is.
+                attempts.append(_attempt_record(tier, model_id, tally, started, None))
+                return AgentOutcome(fired.output, tuple(attempts), rung)
+            attempts.append(_attempt_record(tier, model_id, tally, started, fired.trigger))
+            if not climbs:
+                raise AgentFailed(
+                    f"agent '{agent.spec.name}' failed on {tier} ({fired.trigger}): {fired.detail}",
+                    tuple(attempts),
+                ) from None
+            escalated = Escalation(node, visit, fired.trigger, tier, ladder[rung + 1])
+            if on_event is not None:
+                on_event(Escalated(escalated))
+            rung += 1
+            continue
+        attempts.append(_attempt_record(tier, model_id, tally, started, None))
+        return AgentOutcome(output, tuple(attempts), rung)
+
+
+def _attempt_record(
+    tier: str, model_id: str, tally: _Tally, started: float, trigger: str | None
+) -> Attempt:
+    return Attempt(
+        tier=tier,
+        model=model_id,
+        usage=tally.usage,
+        cost_usd=tally.cost,
+        latency=time.perf_counter() - started,
+        calls=tally.calls,
+        trigger=trigger,
+        cached=tally.cached,
+        simulated=tally.simulated,
+    )
+
+
+def _check_confidence(output: BaseModel, escalation: EscalationSpec) -> None:
+    threshold = escalation.confidence_below
+    if threshold is None or "low_confidence" not in escalation.on:
+        return
+    confidence = getattr(output, escalation.confidence_field, None)
+    if isinstance(confidence, int | float) and confidence < threshold:
+        raise _Trigger(
+            "low_confidence", f"confidence {confidence:.2f} is below {threshold:.2f}", output
+        )
+
+
+async def _attempt(
+    prepared: PreparedAgent,
+    prompt: str,
+    system: str | None,
+    model_id: str,
+    model: Model,
+    tools: Tools,
+    *,
+    allow_escalate: bool,
+    labels: Mapping[str, str],
+    tally: _Tally,
+    node: str,
+    on_event: EventSink | None,
+) -> BaseModel:
+    agent = prepared.agent
+    spec = agent.spec
+    uses_tools = bool(spec.tools) or allow_escalate
+    definitions = prepared.tools_with_escalate if allow_escalate else prepared.tools
+    if not uses_tools:
+        definitions = (prepared.answer_tool,)
+    messages: list[Message] = [Message.user(prompt)]
+    rounds = 0
+    repaired = False
+    while True:
+        choice = FORCE_ANY if uses_tools else prepared.answer_choice
+        request = ModelRequest(
+            model=model_id,
+            messages=tuple(messages),
+            system=system,
+            tools=definitions,
+            tool_choice=choice,
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            metadata=labels,
+        )
+        try:
+            response = await model.complete(request)
+        except ModelError as error:
+            raise _Trigger("error", str(error)) from None
+        tally.add(response)
+        if response.stop_reason == "refusal":
+            raise _Trigger("refusal", "the model refused to answer")
+        if response.stop_reason == "max_tokens":
+            raise _Trigger("max_tokens", f"the answer was cut off at max_tokens={spec.max_tokens}")
+        calls = response.tool_uses
+        answer = next((c for c in calls if c.name == ANSWER_TOOL), None)
+        if any(c.name == ESCALATE_TOOL for c in calls) and allow_escalate:
+            reason = next(c for c in calls if c.name == ESCALATE_TOOL).input.get("reason", "")
+            raise _Trigger("self", f"the agent asked to escalate: {reason}")
+        if answer is not None or not calls:
+            try:
+                if answer is None:
+                    raise ValueError("it answered in text instead of calling final_answer")
+                return agent.output_model.model_validate(dict(answer.input))
+            except (ValidationError, ValueError) as exc:
+                if repaired:
+                    raise _Trigger("invalid_output", _describe(exc)) from None
+                repaired = True
+                messages.extend(_repair_turn(response.content, answer, exc))
+                uses_tools = False  # the repair call is forced onto the answer tool
+                definitions = (prepared.answer_tool,)
+                continue
+        rounds += 1
+        if rounds > spec.max_tool_rounds:
+            raise _Trigger(
+                "tool_budget", f"still calling tools after {spec.max_tool_rounds} rounds"
+            )
+        results = await _run_tool_calls(calls, tools, spec.tools, node, on_event)
+        messages.append(Message("assistant", response.content))
+        messages.append(Message("user", results))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
+
+
+def _repair_turn(
+    content: tuple[ContentBlock, ...], answer: ToolUseBlock | None, exc: Exception
+) -> list[Message]:
+    """Tell the model what was wrong with its answer and ask for a corrected one."""
+    problem = (
+        f"Your answer does not match the required schema: {_describe(exc)}. "
+        f"Call {ANSWER_TOOL} again with a corrected, complete answer."
+    )
+    if answer is None:
+        return [Message("assistant", content or (TextBlock("(no answer)"),)), Message.user(problem)]
+    return [
+        Message("assistant", content),
+        Message("user", (ToolResultBlock(answer.id, problem, is_error=True),)),
+    ]
+
+
+async def _run_tool_calls(
+    calls: tuple[ToolUseBlock, ...],
+    tools: Tools,
+    allowed: list[str],
+    node: str,
+    on_event: EventSink | None,
+) -> tuple[ContentBlock, ...]:
+    """Run the requested tools — concurrently when there are several — in request order."""
+    results: list[ContentBlock | None] = [None] * len(calls)
+
+    async def one(index: int, call: ToolUseBlock) -> None:
+        tool = tools.get(call.name)
+        if tool is None or call.name not in allowed:
+            text, is_error = f"unknown tool '{call.name}'; allowed: {', '.join(allowed)}", True
+        else:
+            outcome = await call_tool(tool, call.input)
+            text, is_error = outcome.content, outcome.error is not None
+        if on_event is not None:
+            on_event(ToolCalled(node, call.name, is_error))
+        results[index] = ToolResultBlock(call.id, text, is_error)
+
+    if len(calls) == 1:
+        await one(0, calls[0])
+    else:
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(one, index, call)
+    return tuple(r for r in results if r is not None)
