@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
@@ -40,6 +42,10 @@ from ._schema import (
 from ._tools import Tool, Tools
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 from ._yaml import FieldPath, format_path
+
+if TYPE_CHECKING:
+    from ._engine import Backend, Engine
+    from ._results import RunEvent, RunResult
 
 NodeKind = Literal["agent", "tool", "workflow"]
 ERROR_SCHEMA: JsonSchema = {
@@ -121,6 +127,71 @@ class CompiledWorkflow:
                 for agent in node.workflow.agents:
                     found.setdefault(agent.reference, agent)
         return list(found.values())
+
+    # -- running: shortcuts onto an Engine (the runtime is imported only when used) --------
+
+    async def run(
+        self,
+        run_input: Mapping[str, Any],
+        *,
+        engine: Engine | None = None,
+        backend: Backend = "anthropic",
+    ) -> RunResult:
+        """Run once. Without an `engine`, one is made for `backend` and closed afterwards;
+        to run many inputs, share an `Engine` or use `run_many`."""
+        from ._engine import Engine
+
+        if engine is not None:
+            return await engine.run(self, run_input)
+        async with Engine.for_backend(backend, self) as made:
+            return await made.run(self, run_input)
+
+    def run_sync(
+        self,
+        run_input: Mapping[str, Any],
+        *,
+        engine: Engine | None = None,
+        backend: Backend = "anthropic",
+    ) -> RunResult:
+        """`run` for synchronous code."""
+        import anyio
+
+        return anyio.run(partial(self.run, run_input, engine=engine, backend=backend))
+
+    async def run_many(
+        self,
+        inputs: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 16,
+        engine: Engine | None = None,
+        backend: Backend = "anthropic",
+    ) -> AsyncIterator[tuple[int, RunResult]]:
+        """Run every input, `concurrency` at a time; yield ``(index, result)`` as each ends.
+        Iterate to the end, or wrap in `contextlib.aclosing` to stop early."""
+        from ._engine import Engine
+
+        async with (
+            contextlib.nullcontext(engine) if engine else Engine.for_backend(backend, self)
+        ) as used:
+            async for item in used.run_many(self, inputs, concurrency=concurrency):
+                yield item
+
+    async def stream(
+        self,
+        run_input: Mapping[str, Any],
+        *,
+        engine: Engine | None = None,
+        backend: Backend = "anthropic",
+    ) -> AsyncIterator[RunEvent]:
+        """The events of one run as they happen (node started/finished, escalation, tool
+        call), ending with `RunFinished`."""
+        from ._engine import Engine
+
+        async with (
+            contextlib.nullcontext(engine) if engine else Engine.for_backend(backend, self)
+        ) as used:
+            async for event in used.stream(self, run_input):
+                yield event
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart (escalation ladders in the node labels)."""

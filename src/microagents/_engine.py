@@ -1,0 +1,216 @@
+"""The engine: runs compiled workflows on a model stack, one run or many at once.
+
+An `Engine` owns the model stack (and so the connection pool, the rate limiters and the response
+cache) and a cache of execution plans; create one per process or per batch and share it across
+runs. `CompiledWorkflow.run`/`run_sync`/`run_many`/`stream` are shortcuts onto one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any, Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from pydantic import BaseModel, ValidationError
+
+from ._backends import anthropic_model, simulated_model
+from ._graph import CompiledWorkflow
+from ._model import Model, aclose_inner
+from ._plan import Plan, build_plan
+from ._results import RunEvent, RunFinished, RunResult
+from ._scheduler import EventSink, WorkflowRun
+from ._schema import SchemaError, model_from_schema
+from ._tiers import TierTable
+
+Backend = Literal["anthropic", "simulate"]
+DEFAULT_CONCURRENCY = 16
+
+
+class Engine:
+    """Runs workflows on a `Model`.
+
+    ```python
+    async with Engine.for_backend("simulate", workflow) as engine:
+        result = await engine.run(workflow, {"ticket": "I was charged twice"})
+    ```
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        tiers: TierTable | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.model = model
+        self.tiers = tiers or TierTable.load()
+        self.on_event = on_event
+        self._plans: dict[int, tuple[CompiledWorkflow, Plan, type[BaseModel] | None]] = {}
+        self._run_ids = itertools.count(1)
+        self._run_prefix = os.urandom(4).hex()
+
+    @classmethod
+    def for_backend(
+        cls,
+        backend: Backend,
+        workflow: CompiledWorkflow | None = None,
+        *,
+        tiers: TierTable | None = None,
+        cache_path: str | None = None,
+    ) -> Engine:
+        """An engine on the Anthropic API (key from the environment) or the simulated back-end
+        (answering from `workflow`'s agents' examples)."""
+        tiers = tiers or TierTable.load()
+        if backend == "simulate":
+            agents = workflow.agents if workflow is not None else []
+            return cls(simulated_model(agents, tiers=tiers), tiers=tiers)
+        return cls(anthropic_model(tiers=tiers, cache_path=cache_path), tiers=tiers)
+
+    async def aclose(self) -> None:
+        """Close the model stack (connection pools, cache database)."""
+        await aclose_inner(self.model)
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def plan(self, workflow: CompiledWorkflow) -> tuple[Plan, type[BaseModel] | None]:
+        """The execution plan and input model of `workflow`, built on first use."""
+        cached = self._plans.get(id(workflow))
+        if cached is None or cached[0] is not workflow:
+            try:
+                input_model = model_from_schema(workflow.spec.input, f"{workflow.name} input")
+            except SchemaError:
+                input_model = None  # the compiler reported it; nothing to validate against
+            cached = (workflow, build_plan(workflow), input_model)
+            self._plans[id(workflow)] = cached
+        return cached[1], cached[2]
+
+    async def run(
+        self,
+        workflow: CompiledWorkflow,
+        run_input: Mapping[str, Any],
+        *,
+        labels: Mapping[str, str] | None = None,
+        on_event: EventSink | None = None,
+    ) -> RunResult:
+        """Run `workflow` once on `run_input`. A failing node gives a failed result, not an
+        exception; errors raised are bugs or cancellation."""
+        plan, input_model = self.plan(workflow)
+        run_id = f"{self._run_prefix}-{next(self._run_ids)}"
+        if input_model is not None:
+            try:
+                input_model.model_validate(run_input)
+            except ValidationError as exc:
+                return _input_refused(workflow, run_id, run_input, exc)
+        run = WorkflowRun(
+            plan,
+            run_input,
+            engine=self,
+            run_id=run_id,
+            labels={**(labels or {}), "run": run_id, "workflow": workflow.name},
+            on_event=on_event or self.on_event,
+        )
+        return await run.execute()
+
+    async def run_many(
+        self,
+        workflow: CompiledWorkflow,
+        inputs: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> AsyncIterator[tuple[int, RunResult]]:
+        """Run every input, `concurrency` at a time, yielding ``(index, result)`` as each
+        finishes. Inputs are read lazily, so an endless or huge source is fine."""
+        send, receive = anyio.create_memory_object_stream[tuple[int, RunResult]](concurrency)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._feed, workflow, inputs, concurrency, send)
+            async with receive:
+                async for item in receive:
+                    yield item
+
+    async def _feed(
+        self,
+        workflow: CompiledWorkflow,
+        inputs: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        concurrency: int,
+        send: MemoryObjectSendStream[tuple[int, RunResult]],
+    ) -> None:
+        limiter = anyio.CapacityLimiter(concurrency)
+
+        async def one(
+            index: int, item: Mapping[str, Any], out: MemoryObjectSendStream[Any]
+        ) -> None:
+            async with out:
+                try:
+                    result = await self.run(workflow, item)
+                finally:
+                    limiter.release_on_behalf_of(index)
+                await out.send((index, result))
+
+        async with send, anyio.create_task_group() as group:
+            index = 0
+            async for item in _aiter(inputs):
+                # Take a slot before reading further: at most `concurrency` inputs in memory.
+                await limiter.acquire_on_behalf_of(index)
+                group.start_soon(one, index, item, send.clone())
+                index += 1
+
+    async def stream(
+        self, workflow: CompiledWorkflow, run_input: Mapping[str, Any]
+    ) -> AsyncIterator[RunEvent]:
+        """Events of one run as they happen, ending with `RunFinished`."""
+        # Unbounded: events are produced synchronously inside the run and must never block it.
+        send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
+
+        async def produce() -> None:
+            async with send:
+                result = await self.run(workflow, run_input, on_event=send.send_nowait)
+                await send.send(RunFinished(result))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            async with receive:
+                async for event in receive:
+                    yield event
+
+
+async def _aiter(
+    source: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+) -> AsyncIterator[Mapping[str, Any]]:
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+def _input_refused(
+    workflow: CompiledWorkflow, run_id: str, run_input: Mapping[str, Any], exc: ValidationError
+) -> RunResult:
+    from ._model import Usage
+
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
+    )
+    return RunResult(
+        run_id=run_id,
+        workflow=workflow.name,
+        status="failed",
+        output=None,
+        error=f"input does not match the workflow's input schema: {problems}",
+        failed_node=None,
+        nodes=(),
+        escalations=(),
+        usage=Usage(),
+        cost_usd=0.0,
+        latency=0.0,
+        input=run_input,
+    )

@@ -1,0 +1,379 @@
+"""One workflow run over its plan: a dataflow with dead-path elimination and bounded loops.
+
+The core loop is short on purpose. A linear chain of nodes runs inline, one await after
+another, with no task per node; a task group is opened only where two or more nodes are ready
+at once (a fork) or a map fans out. Cross-cutting concerns stay outside: model retries, rate
+limits and caching wrap the model; tracing and progress subscribe to events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pydantic import ValidationError
+
+from ._agent_spec import EscalationSpec
+from ._errors import MicroagentsError
+from ._expressions import evaluate_value
+from ._graph import case_text
+from ._model import Usage
+from ._plan import DEFAULT_MAP_CONCURRENCY, Plan, PlanNode, switch_value
+from ._results import (
+    Attempt,
+    Escalated,
+    Escalation,
+    NodeFinished,
+    NodeRun,
+    NodeStarted,
+    RunEvent,
+    RunResult,
+)
+from ._runner import AgentFailed, run_agent
+from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+EventSink = Callable[[RunEvent], None]
+
+WAITING, QUEUED, DONE, SKIPPED = "waiting", "queued", "done", "skipped"
+
+
+class NodeError(MicroagentsError):
+    """A node failed (after its retries); carries what its attempts cost."""
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class _RunFailed(Exception):
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+class WorkflowRun:
+    """The state of one run. Create, `await execute()`, read the `RunResult`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        run_input: Mapping[str, Any],
+        *,
+        engine: Engine,
+        run_id: str,
+        labels: Mapping[str, str],
+        on_event: EventSink | None,
+    ) -> None:
+        self.plan = plan
+        self.engine = engine
+        self.run_id = run_id
+        self.labels = labels
+        self.on_event = on_event
+        self.input = run_input
+        self.nodes_state: dict[str, dict[str, Any]] = {}
+        self.context: dict[str, Any] = {"input": run_input, "nodes": self.nodes_state}
+        self.status: dict[str, str] = dict.fromkeys(plan.nodes, WAITING)
+        self.resolved: dict[str, dict[str, bool]] = {n: {} for n in plan.nodes}
+        self.visits: dict[str, int] = dict.fromkeys(plan.nodes, 0)
+        self.last_rung: dict[str, int] = {}
+        self.ready: list[str] = []
+        self.node_runs: list[NodeRun] = []
+        self.escalations: list[Escalation] = []
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started = time.perf_counter()
+        failed: _RunFailed | None = None
+        try:
+            for node_id in self.plan.workflow.entry:
+                self.status[node_id] = QUEUED
+            await self._drive(list(self.plan.workflow.entry))
+        except _RunFailed as failure:
+            failed = failure
+        output = None
+        if failed is None:
+            output = evaluate_value(self.plan.workflow.output, self.context)
+        return self._result(output, failed, time.perf_counter() - started)
+
+    async def _drive(self, pending: list[str]) -> None:
+        while pending:
+            if len(pending) == 1:
+                await self._visit(pending[0])
+            else:
+                async with anyio.create_task_group() as group:
+                    for node_id in pending:
+                        group.start_soon(self._drive, [node_id])
+            pending = self.ready
+            self.ready = []
+
+    async def _visit(self, node_id: str) -> None:
+        plan_node = self.plan.nodes[node_id]
+        self.visits[node_id] += 1
+        visit = self.visits[node_id]
+        if self.on_event is not None:
+            self.on_event(NodeStarted(node_id, visit))
+        started = time.perf_counter()
+        try:
+            output, attempts = await self._execute(plan_node, visit, self.context)
+        except NodeError as error:
+            self._record(NodeRun(node_id, visit, "failed", None, str(error), error.attempts,
+                                 time.perf_counter() - started))  # fmt: skip
+            if not plan_node.error_routes:
+                raise _RunFailed(node_id, str(error)) from None
+            self.nodes_state[node_id] = {
+                "output": None,
+                "error": {"type": "NodeError", "message": str(error)},
+            }
+            self.status[node_id] = DONE
+            caught = {edge.spec.to for edge in plan_node.error_routes}
+            for target in plan_node.forward_targets:
+                self._resolve(node_id, target, target in caught)
+            return
+        self.nodes_state[node_id] = {"output": output, "error": None}
+        self.status[node_id] = DONE
+        self._record(
+            NodeRun(node_id, visit, "ok", output, None, attempts, time.perf_counter() - started)
+        )
+        await self._route(plan_node, output)
+
+    async def _route(self, plan_node: PlanNode, output: Any) -> None:
+        node_id = plan_node.node.id
+        taken: set[str] = set()
+        loops: list[str] = []
+        for edge in plan_node.routes:
+            spec = edge.spec
+            if spec.map is not None:
+                await self._run_map(edge)
+                continue
+            if spec.switch is not None:
+                value = switch_value(output, spec.switch)
+                chosen = (spec.cases or {}).get(case_text(value), spec.default)
+                targets = [chosen] if chosen is not None else []
+            elif edge.when is not None:
+                targets = [spec.to] if edge.when.evaluate(self.context) and spec.to else []
+            else:
+                targets = [spec.to] if spec.to else []
+            for target in targets:
+                if target not in plan_node.loop_targets:
+                    taken.add(target)
+                elif self.visits[target] < self.plan.max_visits[(node_id, target)]:
+                    loops.append(target)
+        if loops:
+            # Going round again: this node's other edges wait for its last visit.
+            for target in loops:
+                self._rearm(node_id, target)
+            return
+        for target in plan_node.forward_targets:
+            if not self.plan.nodes[target].node.mapped:
+                self._resolve(node_id, target, target in taken)
+
+    def _resolve(self, source: str, target: str, taken: bool) -> None:
+        """One forward edge into `target` is decided; run or skip it once all are."""
+        if self.status[target] != WAITING:
+            return
+        decided = self.resolved[target]
+        decided[source] = taken
+        if len(decided) < len(self.plan.nodes[target].forward_sources):
+            return
+        if any(decided.values()):
+            self.status[target] = QUEUED
+            self.ready.append(target)
+        else:
+            self._skip(target)
+
+    def _skip(self, node_id: str) -> None:
+        self.status[node_id] = SKIPPED
+        for target in self.plan.nodes[node_id].forward_targets:
+            if self.plan.nodes[target].node.mapped:
+                self._skip(target)
+            else:
+                self._resolve(node_id, target, False)
+
+    def _rearm(self, source: str, target: str) -> None:
+        body = self.plan.loop_bodies[(source, target)]
+        for node_id in body:
+            if node_id == target:
+                continue
+            self.status[node_id] = WAITING
+            decided = self.resolved[node_id]
+            for upstream in [s for s in decided if s in body]:
+                del decided[upstream]
+        self.status[target] = QUEUED
+        self.ready.append(target)
+
+    async def _run_map(self, edge: Any) -> None:
+        spec = edge.spec
+        mapped = self.plan.nodes[spec.to]
+        items = edge.map.evaluate(self.context)
+        if items is None:
+            items = []
+        if not isinstance(items, list | tuple):
+            raise _RunFailed(
+                spec.source, f"map expression '{spec.map}' gave {type(items).__name__}, not a list"
+            )
+        self.visits[spec.to] += 1
+        visit = self.visits[spec.to]
+        results: list[Any] = [None] * len(items)
+        limiter = anyio.CapacityLimiter(spec.concurrency or DEFAULT_MAP_CONCURRENCY)
+
+        async def one(index: int, item: Any) -> None:
+            async with limiter:
+                context = {**self.context, "item": item, "index": index}
+                started = time.perf_counter()
+                try:
+                    output, attempts = await self._execute(mapped, visit, context)
+                except NodeError as error:
+                    elapsed = time.perf_counter() - started
+                    self._record(NodeRun(spec.to, visit, "failed", None, str(error),
+                                         error.attempts, elapsed, index))  # fmt: skip
+                    raise _RunFailed(spec.to, f"item {index}: {error}") from None
+                results[index] = output
+                self._record(NodeRun(spec.to, visit, "ok", output, None, attempts,
+                                     time.perf_counter() - started, index))  # fmt: skip
+
+        if items:
+            async with anyio.create_task_group() as group:
+                for index, item in enumerate(items):
+                    group.start_soon(one, index, item)
+        self.nodes_state[spec.to] = {"output": results, "error": None}
+        self.status[spec.to] = DONE
+        self._resolve(spec.to, spec.into, True)
+
+    # -- one node --------------------------------------------------------------------------
+
+    async def _execute(
+        self, plan_node: PlanNode, visit: int, context: Mapping[str, Any]
+    ) -> tuple[Any, tuple[Attempt, ...]]:
+        """Run a node with its timeout and retries; raise `NodeError` when it fails."""
+        spec = plan_node.node.spec
+        tries = (spec.retries or 0) + 1
+        spent: tuple[Attempt, ...] = ()
+        message = ""
+        for _ in range(tries):
+            try:
+                if spec.timeout is None:
+                    return await self._execute_once(plan_node, visit, context)
+                with anyio.fail_after(spec.timeout):
+                    return await self._execute_once(plan_node, visit, context)
+            except TimeoutError:
+                message = f"timed out after {spec.timeout:g} s"
+            except NodeError as error:
+                spent += error.attempts
+                message = str(error)
+                if isinstance(error, _InputError):
+                    break  # the same input will be refused again
+        raise NodeError(message, spent)
+
+    async def _execute_once(
+        self, plan_node: PlanNode, visit: int, context: Mapping[str, Any]
+    ) -> tuple[Any, tuple[Attempt, ...]]:
+        node = plan_node.node
+        inputs = evaluate_value(node.inputs, context) or {}
+        if node.agent is not None:
+            assert plan_node.prepared is not None
+            assert node.escalation is not None
+            try:
+                node.agent.input_model.model_validate(inputs)
+            except ValidationError as exc:
+                raise _InputError(
+                    f"input for agent '{node.agent.spec.name}' does not match its schema: "
+                    + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                ) from None
+            start = self._start_rung(node.id, visit, node.escalation)
+            try:
+                outcome = await run_agent(
+                    plan_node.prepared,
+                    inputs,
+                    model=self.engine.model,
+                    tiers=self.engine.tiers,
+                    tools=self.plan.workflow.tools,
+                    escalation=node.escalation,
+                    start_rung=start,
+                    labels={**self.labels, "agent": node.agent.spec.name, "node": node.id},
+                    node=node.id,
+                    visit=visit,
+                    on_event=self.on_event,
+                )
+            except AgentFailed as failed:
+                raise NodeError(str(failed), failed.attempts) from None
+            self.last_rung[node.id] = outcome.rung
+            return outcome.output, outcome.attempts
+        if node.tool is not None:
+            outcome_tool = await call_tool(
+                node.tool, inputs, time_limit=node.spec.timeout or DEFAULT_TOOL_TIMEOUT
+            )
+            if outcome_tool.error is not None:
+                raise NodeError(outcome_tool.error)
+            return outcome_tool.value, ()
+        assert node.workflow is not None
+        sub = await self.engine.run(node.workflow, inputs, labels=self.labels)
+        attempts = tuple(a for run in sub.nodes for a in run.attempts)
+        if not sub.ok:
+            raise NodeError(
+                f"sub-workflow '{node.workflow.name}' failed at '{sub.failed_node}': {sub.error}",
+                attempts,
+            )
+        return sub.output, attempts
+
+    def _start_rung(self, node_id: str, visit: int, escalation: EscalationSpec) -> int:
+        """A revisit through a rejection loop starts one rung above the last answer."""
+        if visit == 1 or "rejected" not in escalation.on or node_id not in self.last_rung:
+            return 0
+        previous = self.last_rung[node_id]
+        start = min(previous + 1, len(escalation.ladder) - 1)
+        if start > previous:
+            ladder = escalation.ladder
+            climb = Escalation(node_id, visit, "rejected", ladder[previous], ladder[start])
+            self.escalations.append(climb)
+            if self.on_event is not None:
+                self.on_event(Escalated(climb))
+        return start
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _record(self, run: NodeRun) -> None:
+        self.node_runs.append(run)
+        # Climbs within this visit: each attempt that ended on a trigger led to the next.
+        for attempt, following in zip(run.attempts, run.attempts[1:], strict=False):
+            if attempt.trigger is not None:
+                self.escalations.append(
+                    Escalation(run.node, run.visit, attempt.trigger, attempt.tier, following.tier)
+                )
+        if self.on_event is not None:
+            self.on_event(NodeFinished(run))
+
+    def _result(self, output: Any, failed: _RunFailed | None, latency: float) -> RunResult:
+        usage = Usage()
+        cost = 0.0
+        simulated = False
+        for run in self.node_runs:
+            for attempt in run.attempts:
+                usage = usage + attempt.usage
+                cost += attempt.cost_usd
+                simulated = simulated or attempt.simulated
+        return RunResult(
+            run_id=self.run_id,
+            workflow=self.plan.workflow.name,
+            status="failed" if failed else "ok",
+            output=output,
+            error=failed.message if failed else None,
+            failed_node=failed.node if failed else None,
+            nodes=tuple(self.node_runs),
+            escalations=tuple(self.escalations),
+            usage=usage,
+            cost_usd=cost,
+            latency=latency,
+            simulated=simulated,
+            input=self.input,
+        )
+
+
+class _InputError(NodeError):
+    """A node's input does not match the schema of what it runs: retrying cannot help."""
