@@ -121,3 +121,17 @@ def test_schema_accepts_entry_as_a_string(capsys: pytest.CaptureFixture[str]) ->
     _, out, _ = run(["schema", "workflow"], capsys)
     entry = json.loads(out)["properties"]["entry"]
     assert {"type": "string"} in entry["anyOf"]
+
+
+def test_validate_reports_a_version_published_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = (ROOT / "tests/fixtures/project/agents/validator.yaml").read_text()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "a.yaml").write_text(agent)
+    (tmp_path / "agents" / "b.yaml").write_text(agent.replace("Check a record.", "Changed."))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["validate", "agents"], capsys)
+    assert code == 2
+    assert "error MA307: version: validator@1.0.0 is also defined in agents/a.yaml" in err
+    assert out.endswith("1 valid, 1 invalid\n")

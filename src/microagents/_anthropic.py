@@ -1,7 +1,8 @@
 """The Anthropic back-end: `Model` over the official SDK's `AsyncAnthropic`.
 
-One client (one connection pool) per back-end instance, created on first use; `shared()` gives
-one instance per process and endpoint. The SDK's own retries are off (`max_retries=0`): retries
+One client (one connection pool) per back-end instance, created on first use (a pool belongs
+to the event loop that first used it: share an instance within one loop, e.g. through an
+`Engine`). The SDK's own retries are off (`max_retries=0`): retries
 live in one place, `RetryingModel`, where they cooperate with the rate limiter and escalation.
 The SDK is imported lazily — it takes most of a second — so `import microagents` stays fast.
 """
@@ -64,8 +65,6 @@ class AnthropicModel:
     ```
     """
 
-    _shared: dict[tuple[str | None, str | None], AnthropicModel] = {}  # noqa: RUF012 - a process-wide pool
-
     def __init__(
         self,
         *,
@@ -80,19 +79,9 @@ class AnthropicModel:
         self.tiers = tiers or TierTable()
         self._client: anthropic.AsyncAnthropic | None = None
         self._prefixes: dict[
-            int, tuple[object, object, list[dict[str, Any]] | None, list[dict[str, Any]]]
+            tuple[int, int, str],
+            tuple[object, object, list[dict[str, Any]] | None, list[dict[str, Any]]],
         ] = {}
-
-    @classmethod
-    def shared(cls, *, api_key: str | None = None, base_url: str | None = None) -> AnthropicModel:
-        """One back-end (and connection pool) per process for each key and endpoint."""
-        key = (
-            api_key or os.environ.get("ANTHROPIC_API_KEY"),
-            base_url or os.environ.get("ANTHROPIC_BASE_URL"),
-        )
-        if key not in cls._shared:
-            cls._shared[key] = cls(api_key=key[0], base_url=key[1])
-        return cls._shared[key]
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:
@@ -124,10 +113,11 @@ class AnthropicModel:
     # -- the protocol -----------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        started = time.perf_counter()
+        client = self.client  # first use imports the SDK (~1 s): not part of the call's latency
         params = self.to_params(request)
+        started = time.perf_counter()
         try:
-            raw = await self.client.messages.with_raw_response.create(
+            raw = await client.messages.with_raw_response.create(
                 **params, timeout=request.timeout or self.timeout
             )
             message = await raw.parse()
@@ -142,11 +132,12 @@ class AnthropicModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Text deltas as they arrive, then the assembled response."""
-        started = time.perf_counter()
-        first_token: float | None = None
+        client = self.client
         params = self.to_params(request)
+        first_token: float | None = None
+        started = time.perf_counter()
         try:
-            async with self.client.messages.stream(
+            async with client.messages.stream(
                 **params, timeout=request.timeout or self.timeout
             ) as stream:
                 async for text in stream.text_stream:
@@ -201,7 +192,7 @@ class AnthropicModel:
         """System blocks and tool definitions, with cache marks when the prefix is long
         enough to be cached. Requests built from one agent share these objects, so the
         conversion is done once per (system, tools) pair, not once per call."""
-        key = id(request.system) ^ id(request.tools) ^ hash(request.model)
+        key = (id(request.system), id(request.tools), request.model)
         cached = self._prefixes.get(key)
         if cached is not None and cached[0] is request.system and cached[1] is request.tools:
             return cached[2], cached[3]
@@ -245,7 +236,7 @@ class AnthropicModel:
             cache_creation_input_tokens=raw_usage.cache_creation_input_tokens or 0,
             cache_read_input_tokens=raw_usage.cache_read_input_tokens or 0,
         )
-        price = self.tiers.resolve(message.model).price
+        price = self.tiers.price_of(message.model)
         stop: StopReason = message.stop_reason or "end_turn"
         return ModelResponse(
             content=tuple(content),

@@ -102,12 +102,14 @@ class Workflow:
         into: str | None = None,
         concurrency: int | None = None,
         max_visits: int | None = None,
+        on_error: bool = False,
     ) -> Workflow:
-        """Add an edge: plain, conditional (`when`), `switch`, or `map` with `into`."""
+        """Add an edge: plain, conditional (`when`), `switch`, `map` with `into`, or
+        `on_error` (taken only when `source` fails)."""
         fields = {
             "from": source, "to": to, "when": when, "switch": switch, "cases": cases,
             "default": default, "map": map, "into": into, "concurrency": concurrency,
-            "max_visits": max_visits,
+            "max_visits": max_visits, "on_error": on_error or None,
         }  # fmt: skip
         self._data["edges"].append({k: v for k, v in fields.items() if v is not None})
         return self

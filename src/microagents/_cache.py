@@ -13,7 +13,8 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, replace
+from collections.abc import Mapping
+from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,14 @@ def request_key(request: ModelRequest) -> str:
     canonical = {
         "model": request.model,
         "system": request.system,
-        "messages": [
-            {"role": m.role, "content": [asdict(b) for b in m.content]} for m in request.messages
-        ],
-        "tools": [asdict(t) for t in request.tools],
-        "tool_choice": asdict(request.tool_choice) if request.tool_choice else None,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "tools": request.tools,
+        "tool_choice": request.tool_choice,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
-        "stop_sequences": list(request.stop_sequences),
+        "stop_sequences": request.stop_sequences,
     }
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=dict)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -155,6 +154,15 @@ class CachedModel:
                     "(SELECT key FROM responses ORDER BY created LIMIT ?)",
                     (count - self.max_entries,),
                 )
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the request's dataclasses and read-only mappings (no deep copies)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} cannot be part of a cache key")
 
 
 def _encode(response: ModelResponse) -> dict[str, Any]:

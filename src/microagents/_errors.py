@@ -9,10 +9,10 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
         ├── AuthenticationError      401: no key, or a key the API refused
         ├── PermissionDeniedError    403: the key may not use this model or feature
         ├── ModelNotFoundError       404: the model id does not exist (check the tier table)
-        ├── InvalidRequestError      400/413/422: the request itself is wrong; not retried
+        ├── InvalidRequestError      any other 4xx: the request itself is wrong; not retried
         ├── RateLimitedError         429: retried after `retry_after` seconds
         ├── OverloadedError          529: the API is overloaded; retried
-        ├── ServerError              5xx: retried
+        ├── ServerError              5xx, 408, 409: retried
         ├── ModelTimeoutError        the call took longer than its timeout; retried
         └── ModelConnectionError     the connection failed or dropped; retried
 

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import networkx as nx
 
@@ -29,7 +29,6 @@ from ._expressions import (
     parse_template_string,
 )
 from ._loading import Source
-from ._registry import AgentRegistry
 from ._schema import (
     JsonSchema,
     SchemaError,
@@ -206,6 +205,12 @@ class CompiledWorkflow:
         return to_dot(self)
 
 
+class AgentResolver(Protocol):
+    """What the compiler needs from a registry: an agent for a reference, compiled."""
+
+    def resolve(self, reference: str) -> CompiledAgent: ...
+
+
 SubworkflowLoader = Callable[[str, Source], CompiledWorkflow]
 """Loads the workflow a node names (relative to the parent's source), compiled."""
 
@@ -218,7 +223,7 @@ def compile_workflow(
     spec: WorkflowSpec,
     source: Source,
     *,
-    agents: AgentRegistry,
+    agents: AgentResolver,
     tools: Tools,
     load_subworkflow: SubworkflowLoader = _no_subworkflows,
 ) -> CompiledWorkflow:
@@ -231,7 +236,7 @@ class _Compiler:
         self,
         spec: WorkflowSpec,
         source: Source,
-        agents: AgentRegistry,
+        agents: AgentResolver,
         tools: Tools,
         load_subworkflow: SubworkflowLoader,
     ) -> None:
@@ -508,6 +513,11 @@ class _Compiler:
             )
         for u, v, data in self.graph.edges(data=True):
             if data.get("max_visits") is not None and not nx.has_path(self.graph, v, u):
+                if self.spec.edges[data["index"]].switch is not None:
+                    # A switch's bound is written once for all its cases; it applies to the
+                    # cases that loop back, and the others simply have none.
+                    data["max_visits"] = None
+                    continue
                 self.warn(
                     "MA313",
                     f"max_visits on {u} → {v} bounds no cycle; remove it",
@@ -644,8 +654,6 @@ class _Compiler:
                 *path,
             )
             return None
-        if len(reference) > 2 and reference[2] == "error":
-            return ERROR_SCHEMA
         if target not in before and self.graph_is_whole():
             self.problem(
                 "MA318",
@@ -654,6 +662,8 @@ class _Compiler:
                 *path,
             )
             return None
+        if len(reference) > 2 and reference[2] == "error":
+            return self.lookup(ERROR_SCHEMA, reference[3:], f"the error of '{target}'", shown, path)
         node = self.nodes.get(target)
         if node is None:
             return None

@@ -63,10 +63,12 @@ class Project:
         for name in modules:
             try:
                 module = importlib.import_module(name)
-            except ImportError as exc:
+            except MicroagentsError as exc:
+                raise MicroagentsError(f"tools module '{name}': {exc}") from None
+            except Exception as exc:  # the user's module failed on import: say where, not "bug"
                 raise MicroagentsError(
-                    f"cannot import tools module '{name}': {exc}; check the name and that it "
-                    "is importable (on PYTHONPATH or installed)"
+                    f"cannot import tools module '{name}': {type(exc).__name__}: {exc}; check "
+                    "that it is importable (in the working folder, on PYTHONPATH, or installed)"
                 ) from None
             found.extend(Tools.from_module(module).values())
         return found

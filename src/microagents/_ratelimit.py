@@ -132,7 +132,7 @@ class RateLimitedModel:
     def _buckets_for(self, model: str) -> _ModelBuckets:
         buckets = self._buckets.get(model)
         if buckets is None:
-            limits = self._limits.get(model) or self.tiers.resolve(model).limits
+            limits = self._limits.get(model) or self.tiers.limits_of(model)
             now = self.clock.now()
 
             def bucket(limit: float | None) -> TokenBucket | None:
@@ -173,7 +173,9 @@ class RateLimitedModel:
 
     def _settle(self, buckets: _ModelBuckets, estimate: int, usage: Usage) -> None:
         if buckets.input_tokens:
-            buckets.input_tokens.level -= usage.total_input_tokens - estimate
+            # Cache reads do not count towards Anthropic's input-tokens-per-minute limit.
+            counted = usage.input_tokens + usage.cache_creation_input_tokens
+            buckets.input_tokens.level -= counted - estimate
         if buckets.output_tokens:
             buckets.output_tokens.level -= usage.output_tokens
 

@@ -15,8 +15,19 @@ MERMAID_KEYWORDS = frozenset(
 )
 
 
-def _mid(node_id: str) -> str:
-    return f"{node_id}_" if node_id.lower() in MERMAID_KEYWORDS else node_id
+def _mermaid_ids(node_ids: list[str]) -> dict[str, str]:
+    """Node id → Mermaid id: keywords get underscores until the id is unused."""
+    taken = set(node_ids)
+    found: dict[str, str] = {}
+    for node_id in node_ids:
+        mermaid_id = node_id
+        while mermaid_id.lower() in MERMAID_KEYWORDS or (
+            mermaid_id != node_id and mermaid_id in taken
+        ):
+            mermaid_id += "_"
+        taken.add(mermaid_id)
+        found[node_id] = mermaid_id
+    return found
 
 
 def _ladder(node: CompiledNode) -> str:
@@ -64,6 +75,7 @@ def to_mermaid(workflow: CompiledWorkflow) -> str:
     """A Mermaid flowchart: agents as boxes, tools as subroutines, sub-workflows as hexagons;
     conditional edges labelled, escalation loops dotted, map/fan-in edges thick."""
     spec = workflow.spec
+    _mid = _mermaid_ids(list(workflow.graph.nodes)).__getitem__
     out = [
         "---",
         f"title: {spec.name} {spec.version}",

@@ -79,9 +79,9 @@ class SimulatedModel:
         self.seed = seed
         self._agents: dict[str, _Known] = {}
         for agent in agents:
-            words = tuple(
-                _words(agent.render_prompt(dict(example.input))) for example in agent.spec.examples
-            )
+            # The examples' input values, not their rendered prompts: the template's own
+            # words are in every prompt and would drown the part that differs.
+            words = tuple(_words(json.dumps(example.input)) for example in agent.spec.examples)
             self._agents[agent.spec.name] = _Known(agent, words)
         self._cheapest = self.tiers.resolve(self.tiers.names[0]).model if self.tiers.names else ""
 
@@ -111,7 +111,7 @@ class SimulatedModel:
             input_tokens=max(1, _request_chars(request) // CHARS_PER_TOKEN),
             output_tokens=max(1, len(produced) // CHARS_PER_TOKEN),
         )
-        price = self.tiers.resolve(request.model).price
+        price = self.tiers.price_of(request.model)
         return ModelResponse(
             content=content,
             stop_reason=stop,  # type: ignore[arg-type]
@@ -171,5 +171,6 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(w.lower() for w in _WORD.findall(text))
 
 
-def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
+def _similarity(prompt: frozenset[str], example: frozenset[str]) -> float:
+    """How much of an example's input is in the prompt (containment, not Jaccard)."""
+    return len(prompt & example) / len(example) if example else 0.0

@@ -146,6 +146,17 @@ class TierTable:
             )
         return Tier(tier_or_model, tier_or_model, price_for_model(tier_or_model))
 
+    def price_of(self, model: str) -> Price | None:
+        """The price of a model id (a tier's own price wins); None when unknown. Never
+        raises: it is asked after a call has been paid for."""
+        tier = self._by_model.get(model)
+        return tier.price if tier is not None else price_for_model(model)
+
+    def limits_of(self, model: str) -> RateLimits:
+        """The rate limits of a model id: its tier's, else the defaults."""
+        tier = self._by_model.get(model) or self._tiers.get(model)
+        return tier.limits if tier is not None else RateLimits()
+
     def with_tier(
         self,
         name: str,

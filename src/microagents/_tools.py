@@ -16,10 +16,14 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
-from ._errors import Problem, SpecError, suggest
+from ._errors import MicroagentsError, Problem, SpecError, suggest
 from ._schema import JsonSchema
 
 TOOL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_.-]*$"
+
+
+class ToolDefinitionError(MicroagentsError):
+    """A function cannot be made into a tool (its name or signature)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +76,17 @@ def tool(
 
 
 def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> Tool:
-    if not re.match(TOOL_NAME_PATTERN, name):
-        raise ValueError(
+    if not re.fullmatch(TOOL_NAME_PATTERN, name):
+        raise ToolDefinitionError(
             f"tool name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter"
         )
     signature = inspect.signature(fn)
     fields: dict[str, Any] = {}
     for parameter in signature.parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise TypeError(f"tool {name}: *args and **kwargs cannot be described to a model")
+            raise ToolDefinitionError(
+                f"tool {name}: *args and **kwargs cannot be described to a model"
+            )
         annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (annotation, default)

@@ -64,7 +64,8 @@ class EdgeSpec(Strict):
     - {from: a, map: "{{ nodes.a.output.items }}", to: b, into: c}  # fan-out over a list, fan-in
     ```
 
-    Any edge that closes a cycle needs `max_visits`: the most times its target may run.
+    Every cycle needs `max_visits` on one of its edges: the most times that edge's target may
+    run. A taken loop edge holds back its source's other edges until the source's last visit.
     """
 
     source: str = Field(alias="from", description="The node this edge leaves.")
@@ -90,6 +91,8 @@ class EdgeSpec(Strict):
     @model_validator(mode="after")
     def _one_shape(self) -> EdgeSpec:
         if self.switch is not None:
+            if self.on_error:
+                raise ValueError("on_error belongs to a plain edge, not a switch")
             if self.cases is None:
                 raise ValueError("a switch edge needs `cases` (field value → node)")
             extra = [

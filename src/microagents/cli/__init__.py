@@ -1,7 +1,8 @@
 """The `microagents` command: a thin layer over the public Python API.
 
-Exit codes: 0 success, 1 some items failed, 2 bad input or spec. Errors are one line each,
-naming the file, line, column and field; never a traceback.
+Exit codes: 0 success, 1 some items failed, 2 bad input or spec, 70 an internal error (a bug in
+microagents), 130 interrupted. Errors are one line each, naming the file, line, column and
+field; never a traceback.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def validate(
             continue
         _echo_problems(warnings)
         click.echo(f"ok       {file} ({what})")
+    # A version published twice is a problem of the folder, not of either file alone.
+    validated = {file.resolve() for file in files}
+    for problem in project.problems():
+        file = problem.location.file
+        if problem.code == "MA307" and file is not None and file.resolve() in validated:
+            _echo_problems([problem])
+            click.echo(f"invalid  {file}", err=True)
+            failed += 1
     click.echo(f"{len(files) - failed} valid, {failed} invalid")
     if failed:
         raise SystemExit(EXIT_BAD_INPUT)

@@ -1,7 +1,7 @@
 """The `fake_anthropic` pytest fixture; the only module of microagents that imports pytest.
 
 Register it with ``pytest_plugins = ["microagents.testing.pytest_plugin"]`` in a root
-``conftest.py`` (or through the ``pytest11`` entry point).
+``conftest.py`` (it is not auto-loaded: tests that do not ask for it pay nothing).
 """
 
 from __future__ import annotations
