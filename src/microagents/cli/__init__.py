@@ -99,10 +99,10 @@ def validate(
     # A version published twice is a problem of the folder, not of either file alone.
     validated = {file.resolve() for file in files}
     for problem in project.problems():
-        file = problem.location.file
-        if problem.code == "MA307" and file is not None and file.resolve() in validated:
+        duplicate = problem.location.file
+        if problem.code == "MA307" and duplicate and duplicate.resolve() in validated:
             _echo_problems([problem])
-            click.echo(f"invalid  {file}", err=True)
+            click.echo(f"invalid  {duplicate}", err=True)
             failed += 1
     click.echo(f"{len(files) - failed} valid, {failed} invalid")
     if failed:
