@@ -24,7 +24,9 @@ from ._plan import Plan, build_plan
 from ._results import RunEvent, RunFinished, RunResult
 from ._scheduler import EventSink, WorkflowRun
 from ._schema import SchemaError, model_from_schema
+from ._telemetry import default_tracing
 from ._tiers import TierTable
+from ._tracing import TracedModel, Tracing
 
 Backend = Literal["anthropic", "simulate"]
 DEFAULT_CONCURRENCY = 16
@@ -45,8 +47,11 @@ class Engine:
         *,
         tiers: TierTable | None = None,
         on_event: EventSink | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        self.model = model
+        # Model-call spans come from a wrapper: the scheduler never sees a model call.
+        self.model = TracedModel(model, tracing) if tracing is not None else model
+        self.tracing = tracing
         self.tiers = tiers or TierTable.load()
         self.on_event = on_event
         self._plans: dict[int, tuple[CompiledWorkflow, Plan, type[BaseModel] | None]] = {}
@@ -61,14 +66,18 @@ class Engine:
         *,
         tiers: TierTable | None = None,
         cache_path: str | None = None,
+        tracing: Tracing | Literal["default"] | None = "default",
     ) -> Engine:
         """An engine on the Anthropic API (key from the environment) or the simulated back-end
-        (answering from `workflow`'s agents' examples)."""
+        (answering from `workflow`'s agents' examples), traced to the embedded store and
+        whatever ``OTEL_*`` configures unless `tracing` is None."""
         tiers = tiers or TierTable.load()
+        chosen = default_tracing() if tracing == "default" else tracing
         if backend == "simulate":
             agents = workflow.agents if workflow is not None else []
-            return cls(simulated_model(agents, tiers=tiers), tiers=tiers)
-        return cls(anthropic_model(tiers=tiers, cache_path=cache_path), tiers=tiers)
+            return cls(simulated_model(agents, tiers=tiers), tiers=tiers, tracing=chosen)
+        model = anthropic_model(tiers=tiers, cache_path=cache_path)
+        return cls(model, tiers=tiers, tracing=chosen)
 
     async def aclose(self) -> None:
         """Close the model stack (connection pools, cache database)."""
@@ -104,6 +113,7 @@ class Engine:
         exception; errors raised are bugs or cancellation."""
         plan, input_model = self.plan(workflow)
         run_id = f"{self._run_prefix}-{next(self._run_ids)}"
+        nested = labels is not None and "run" in labels  # a sub-workflow's run
         if input_model is not None:
             try:
                 input_model.model_validate(run_input)
@@ -116,6 +126,7 @@ class Engine:
             run_id=run_id,
             labels={**(labels or {}), "run": run_id, "workflow": workflow.name},
             on_event=on_event or self.on_event,
+            nested=nested,
         )
         return await run.execute()
 

@@ -38,7 +38,8 @@ from ._model import (
 from ._results import Attempt, Escalated, Escalation, RunEvent, ToolCalled
 from ._tiers import TierTable
 from ._tool_calls import call_tool
-from ._tools import Tools
+from ._tools import Tool, Tools
+from ._tracing import Tracing
 
 ANSWER_TOOL = "final_answer"
 ESCALATE_TOOL = "escalate"
@@ -148,6 +149,7 @@ async def run_agent(
     node: str = "",
     visit: int = 1,
     on_event: EventSink | None = None,
+    tracing: Tracing | None = None,
 ) -> AgentOutcome:
     """Run one agent on `inputs`; raise `AgentFailed` when no allowed rung gives an answer."""
     agent = prepared.agent
@@ -174,10 +176,11 @@ async def run_agent(
                 model,
                 tools,
                 allow_escalate=can_climb and "self" in escalation.on,
-                labels=labels,
+                labels={**labels, "tier": tier},
                 tally=tally,
                 node=node,
                 on_event=on_event,
+                tracing=tracing,
             )
             _check_confidence(output, escalation)
         except _Trigger as fired:
@@ -241,6 +244,7 @@ async def _attempt(
     tally: _Tally,
     node: str,
     on_event: EventSink | None,
+    tracing: Tracing | None,
 ) -> BaseModel:
     agent = prepared.agent
     spec = agent.spec
@@ -295,7 +299,7 @@ async def _attempt(
             raise _Trigger(
                 "tool_budget", f"still calling tools after {spec.max_tool_rounds} rounds"
             )
-        results = await _run_tool_calls(calls, tools, spec.tools, node, on_event)
+        results = await _run_tool_calls(calls, tools, spec.tools, node, on_event, tracing)
         messages.append(Message("assistant", response.content))
         messages.append(Message("user", results))
 
@@ -330,17 +334,26 @@ async def _run_tool_calls(
     allowed: list[str],
     node: str,
     on_event: EventSink | None,
+    tracing: Tracing | None,
 ) -> tuple[ContentBlock, ...]:
     """Run the requested tools — concurrently when there are several — in request order."""
     results: list[ContentBlock | None] = [None] * len(calls)
+
+    async def traced(tool: Tool, call: ToolUseBlock) -> tuple[str, bool]:
+        if tracing is None:
+            outcome = await call_tool(tool, call.input)
+            return outcome.content, outcome.error is not None
+        with tracing.tool_call_span(tool.name, call.id, call.input) as span:
+            outcome = await call_tool(tool, call.input)
+            tracing.finish_tool_call(span, outcome.content, outcome.error is not None)
+        return outcome.content, outcome.error is not None
 
     async def one(index: int, call: ToolUseBlock) -> None:
         tool = tools.get(call.name)
         if tool is None or call.name not in allowed:
             text, is_error = f"unknown tool '{call.name}'; allowed: {', '.join(allowed)}", True
         else:
-            outcome = await call_tool(tool, call.input)
-            text, is_error = outcome.content, outcome.error is not None
+            text, is_error = await traced(tool, call)
         if on_event is not None:
             on_event(ToolCalled(node, call.name, is_error))
         results[index] = ToolResultBlock(call.id, text, is_error)

@@ -8,8 +8,10 @@ limits and caching wrap the model; tracing and progress subscribe to events.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +35,7 @@ from ._results import (
 )
 from ._runner import AgentFailed, run_agent
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
+from ._tracing import current_span
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -69,8 +72,10 @@ class WorkflowRun:
         run_id: str,
         labels: Mapping[str, str],
         on_event: EventSink | None,
+        nested: bool = False,
     ) -> None:
         self.plan = plan
+        self.nested = nested
         self.engine = engine
         self.run_id = run_id
         self.labels = labels
@@ -89,6 +94,23 @@ class WorkflowRun:
     # -- the loop --------------------------------------------------------------------------
 
     async def execute(self) -> RunResult:
+        tracing = self.engine.tracing
+        if tracing is None:
+            return await self._execute_run()
+        spec = self.plan.workflow.spec
+        batch_index = self.labels.get("batch_index")
+        with tracing.run_span(
+            spec.name,
+            spec.version,
+            self.run_id,
+            nested=self.nested,
+            batch_index=int(batch_index) if batch_index is not None else None,
+        ) as span:
+            result = await self._execute_run()
+            tracing.finish_run(span, result)
+            return replace(result, trace_id=format(span.get_span_context().trace_id, "032x"))
+
+    async def _execute_run(self) -> RunResult:
         started = time.perf_counter()
         failed: _RunFailed | None = None
         try:
@@ -119,29 +141,60 @@ class WorkflowRun:
         visit = self.visits[node_id]
         if self.on_event is not None:
             self.on_event(NodeStarted(node_id, visit))
-        started = time.perf_counter()
-        try:
-            output, attempts = await self._execute(plan_node, visit, self.context)
-        except NodeError as error:
-            self._record(NodeRun(node_id, visit, "failed", None, str(error), error.attempts,
-                                 time.perf_counter() - started))  # fmt: skip
+        run = await self._run_node(plan_node, visit, self.context)
+        self.status[node_id] = DONE
+        if run.status == "failed":
             if not plan_node.error_routes:
-                raise _RunFailed(node_id, str(error)) from None
+                raise _RunFailed(node_id, run.error or "failed")
             self.nodes_state[node_id] = {
                 "output": None,
-                "error": {"type": "NodeError", "message": str(error)},
+                "error": {"type": "NodeError", "message": run.error},
             }
-            self.status[node_id] = DONE
             caught = {edge.spec.to for edge in plan_node.error_routes}
             for target in plan_node.forward_targets:
                 self._resolve(node_id, target, target in caught)
             return
-        self.nodes_state[node_id] = {"output": output, "error": None}
-        self.status[node_id] = DONE
-        self._record(
-            NodeRun(node_id, visit, "ok", output, None, attempts, time.perf_counter() - started)
-        )
-        await self._route(plan_node, output)
+        self.nodes_state[node_id] = {"output": run.output, "error": None}
+        await self._route(plan_node, run.output)
+
+    async def _run_node(
+        self,
+        plan_node: PlanNode,
+        visit: int,
+        context: Mapping[str, Any],
+        item_index: int | None = None,
+    ) -> NodeRun:
+        """Run and record one visit (in its span, when tracing is on); never raises
+        NodeError: a failure is a failed `NodeRun`."""
+        tracing = self.engine.tracing
+        if tracing is None:
+            run = await self._timed(plan_node, visit, context, item_index)
+        else:
+            node = plan_node.node
+            with tracing.node_span(node.kind, node.target, node.id, visit, item_index) as span:
+                run = await self._timed(plan_node, visit, context, item_index)
+                tracing.finish_node(span, run)
+        self._record(run)
+        return run
+
+    async def _timed(
+        self,
+        plan_node: PlanNode,
+        visit: int,
+        context: Mapping[str, Any],
+        item_index: int | None,
+    ) -> NodeRun:
+        node_id = plan_node.node.id
+        started = time.perf_counter()
+        try:
+            output, attempts = await self._execute(plan_node, visit, context)
+        except NodeError as error:
+            elapsed = time.perf_counter() - started
+            return NodeRun(
+                node_id, visit, "failed", None, str(error), error.attempts, elapsed, item_index
+            )
+        elapsed = time.perf_counter() - started
+        return NodeRun(node_id, visit, "ok", output, None, attempts, elapsed, item_index)
 
     async def _route(self, plan_node: PlanNode, output: Any) -> None:
         node_id = plan_node.node.id
@@ -226,22 +279,22 @@ class WorkflowRun:
         async def one(index: int, item: Any) -> None:
             async with limiter:
                 context = {**self.context, "item": item, "index": index}
-                started = time.perf_counter()
-                try:
-                    output, attempts = await self._execute(mapped, visit, context)
-                except NodeError as error:
-                    elapsed = time.perf_counter() - started
-                    self._record(NodeRun(spec.to, visit, "failed", None, str(error),
-                                         error.attempts, elapsed, index))  # fmt: skip
-                    raise _RunFailed(spec.to, f"item {index}: {error}") from None
-                results[index] = output
-                self._record(NodeRun(spec.to, visit, "ok", output, None, attempts,
-                                     time.perf_counter() - started, index))  # fmt: skip
+                run = await self._run_node(mapped, visit, context, index)
+                if run.status == "failed":
+                    raise _RunFailed(spec.to, f"item {index}: {run.error}")
+                results[index] = run.output
 
-        if items:
+        async def fan_out() -> None:
             async with anyio.create_task_group() as group:
                 for index, item in enumerate(items):
                     group.start_soon(one, index, item)
+
+        tracing = self.engine.tracing
+        if items and tracing is None:
+            await fan_out()
+        elif items and tracing is not None:
+            with tracing.fan_out_span(spec.to, len(items)):
+                await fan_out()
         self.nodes_state[spec.to] = {"output": results, "error": None}
         self.status[spec.to] = DONE
         self._resolve(spec.to, spec.into, True)
@@ -291,6 +344,7 @@ class WorkflowRun:
                 outcome = await run_agent(
                     plan_node.prepared,
                     inputs,
+                    tracing=self.engine.tracing,
                     model=self.engine.model,
                     tiers=self.engine.tiers,
                     tools=self.plan.workflow.tools,
@@ -332,6 +386,10 @@ class WorkflowRun:
             ladder = escalation.ladder
             climb = Escalation(node_id, visit, "rejected", ladder[previous], ladder[start])
             self.escalations.append(climb)
+            if self.engine.tracing is not None:  # we are inside the node's span
+                self.engine.tracing.escalation_event(
+                    current_span(), "rejected", climb.from_tier, climb.to_tier
+                )
             if self.on_event is not None:
                 self.on_event(Escalated(climb))
         return start
@@ -341,7 +399,7 @@ class WorkflowRun:
     def _record(self, run: NodeRun) -> None:
         self.node_runs.append(run)
         # Climbs within this visit: each attempt that ended on a trigger led to the next.
-        for attempt, following in zip(run.attempts, run.attempts[1:], strict=False):
+        for attempt, following in itertools.pairwise(run.attempts):
             if attempt.trigger is not None:
                 self.escalations.append(
                     Escalation(run.node, run.visit, attempt.trigger, attempt.tier, following.tier)

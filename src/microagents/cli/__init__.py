@@ -183,6 +183,12 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
+# The trace viewer (`trace list|show`); it imports nothing from this module.
+from ._trace import trace as _trace_group  # noqa: E402
+
+cli.add_command(_trace_group)
+
+
 def _terminal_width() -> int:
     import shutil
 

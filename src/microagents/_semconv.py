@@ -1,0 +1,74 @@
+"""Span names and attribute keys: the OpenTelemetry GenAI conventions plus our own.
+
+GenAI names follow the semantic conventions for GenAI spans (client and agent spans; status
+"development"); ours live under ``microagents.*``. One module, so that the tracer, the trace
+store and the viewer agree on every key.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- span names and operations (GenAI conventions) ----------------------------------------
+OP_WORKFLOW: Final = "invoke_workflow"
+OP_AGENT: Final = "invoke_agent"
+OP_TOOL: Final = "execute_tool"
+OP_CHAT: Final = "chat"
+PROVIDER: Final = "anthropic"
+
+# -- GenAI attributes ----------------------------------------------------------------------
+OPERATION_NAME: Final = "gen_ai.operation.name"
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+REQUEST_MODEL: Final = "gen_ai.request.model"
+REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+RESPONSE_ID: Final = "gen_ai.response.id"
+RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+"""Per the conventions this includes cached input: fresh + cache writes + cache reads."""
+USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ: Final = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION: Final = "gen_ai.usage.cache_creation.input_tokens"
+AGENT_NAME: Final = "gen_ai.agent.name"
+AGENT_ID: Final = "gen_ai.agent.id"
+AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
+TOOL_NAME: Final = "gen_ai.tool.name"
+TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+TOOL_TYPE: Final = "gen_ai.tool.type"
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+ERROR_TYPE: Final = "error.type"
+
+# -- ours ----------------------------------------------------------------------------------
+WORKFLOW_NAME: Final = "microagents.workflow.name"
+WORKFLOW_VERSION: Final = "microagents.workflow.version"
+RUN_ID: Final = "microagents.run.id"
+RUN_STATUS: Final = "microagents.run.status"
+RUN_NESTED: Final = "microagents.run.nested"
+"""On a sub-workflow's run span: part of its parent's run, not a run of its own."""
+FAN_OUT_ITEMS: Final = "microagents.fan_out.items"
+NODE_ID: Final = "microagents.node.id"
+NODE_KIND: Final = "microagents.node.kind"
+NODE_VISIT: Final = "microagents.node.visit"
+ITEM_INDEX: Final = "microagents.item.index"
+"""Index of a fan-out item (map) or of a batch input line."""
+BATCH_INDEX: Final = "microagents.batch.index"
+TIER: Final = "microagents.tier"
+ESCALATION_TRIGGER: Final = "microagents.escalation.trigger"
+ESCALATION_TO: Final = "microagents.escalation.to_tier"
+ESCALATION_COUNT: Final = "microagents.escalations"
+COST_USD: Final = "microagents.cost_usd"
+CACHE_HIT: Final = "microagents.cache_hit"
+SIMULATED: Final = "microagents.simulated"
+ATTEMPTS: Final = "microagents.attempts"
+RATE_LIMIT_WAIT: Final = "microagents.rate_limit.wait_s"
+
+# -- events ----------------------------------------------------------------------------------
+EVENT_ESCALATION: Final = "microagents.escalation"
+EVENT_RATE_LIMIT_WAIT: Final = "microagents.rate_limit.wait"
+
+CAPTURE_CONTENT_ENV: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -1,0 +1,687 @@
+"""The embedded trace store: finished spans in SQLite, and a read API for the viewers.
+
+`SqliteSpanExporter` is an OpenTelemetry `SpanExporter`; put it behind the SDK's
+`BatchSpanProcessor`, which queues spans (bounded) and calls `export` from its own worker
+thread, so that writing to disk never happens on the hot path::
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter()))
+
+Two tables live in ``$MICROAGENTS_HOME/traces.sqlite3`` (WAL mode, so readers never block the
+writer): ``spans``, one row per finished span, and ``runs``, one row per top-level workflow
+run, filled from its root span (the ``invoke_workflow`` span that carries a run id and is not
+a nested sub-workflow). Retention keeps the newest ``MICROAGENTS_TRACE_KEEP_RUNS`` runs
+(default 1000) that are at most ``MICROAGENTS_TRACE_KEEP_DAYS`` days old (default 30).
+
+`TraceStore` reads it back: `list_runs` for ``microagents trace list``, `get_trace` for
+``microagents trace show``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+
+from . import _semconv as sc
+from ._builtin_tools import microagents_home
+from ._errors import MicroagentsError
+
+logger = logging.getLogger("microagents.trace_store")
+
+KEEP_RUNS_ENV = "MICROAGENTS_TRACE_KEEP_RUNS"
+KEEP_DAYS_ENV = "MICROAGENTS_TRACE_KEEP_DAYS"
+DEFAULT_KEEP_RUNS = 1000
+DEFAULT_KEEP_DAYS = 30.0
+"""Set on the run span of a sub-workflow: part of its parent's run, not a run of its own."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status_code TEXT NOT NULL,
+    status_message TEXT,
+    attributes TEXT NOT NULL,
+    events TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    version TEXT,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    escalations INTEGER NOT NULL,
+    simulated INTEGER NOT NULL,
+    batch_index INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);
+CREATE INDEX IF NOT EXISTS runs_trace ON runs (trace_id);
+CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, start_ns);
+PRAGMA user_version = 1;
+"""
+# Spans are clustered by trace (WITHOUT ROWID, keyed on trace_id first): `show` reads one trace
+# and pruning deletes whole traces, both as one contiguous range.
+
+_RUN_COLUMNS = (
+    "run_id, trace_id, span_id, workflow, version, start_ns, end_ns, status, input_tokens, "
+    "output_tokens, cost_usd, escalations, simulated, batch_index"
+)
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, "
+    "status_message, attributes, events, resource"
+)
+
+
+def default_trace_path() -> Path:
+    """Where the trace store lives: ``$MICROAGENTS_HOME/traces.sqlite3``."""
+    return microagents_home() / "traces.sqlite3"
+
+
+class TraceNotFoundError(MicroagentsError, LookupError):
+    """No run or trace in the store matches the id given (or a prefix matches several)."""
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One top-level workflow run, as summarised from its root span."""
+
+    run_id: str
+    trace_id: str
+    span_id: str
+    """The run's root span (a trace may hold more than one run when we joined a caller's)."""
+    workflow: str
+    version: str | None
+    start_ns: int
+    end_ns: int
+    status: str
+    """``ok`` or ``failed``."""
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    escalations: int
+    simulated: bool
+    batch_index: int | None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON data."""
+        return {name: getattr(self, name) for name in _RUN_COLUMNS.split(", ")}
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """A timestamped event on a span (an escalation, an exception, a rate-limit wait)."""
+
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One stored span. Attribute values are JSON data (OTel sequences come back as lists)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    """``INTERNAL``, ``CLIENT``, ... (the `SpanKind` name)."""
+    start_ns: int
+    end_ns: int
+    status_code: str
+    """``UNSET``, ``OK`` or ``ERROR``."""
+    status_message: str | None
+    attributes: Mapping[str, Any]
+    events: tuple[SpanEvent, ...]
+    resource: Mapping[str, Any]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def to_json(self) -> dict[str, Any]:
+        """The span as plain JSON data, ids in hex as OTLP/JSON writes them."""
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "name": self.name,
+            "kind": self.kind,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "status_code": self.status_code,
+            "status_message": self.status_message,
+            "attributes": dict(self.attributes),
+            "events": [
+                {"name": e.name, "time_ns": e.time_ns, "attributes": dict(e.attributes)}
+                for e in self.events
+            ],
+            "resource": dict(self.resource),
+        }
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+_SECRET_KEY_PARTS = ("api_key", "api-key", "authorization")
+_SECRET_PREFIXES = ("sk-ant-", "Bearer ")
+_EMBEDDED_SECRET = re.compile(r"sk-ant-[A-Za-z0-9_\-]+|Bearer\s+[A-Za-z0-9._~+/=\-]{16,}")
+
+
+def _is_secret(key: str, value: object) -> bool:
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_KEY_PARTS):
+        return True
+    values = value if isinstance(value, list | tuple) else (value,)
+    return any(isinstance(v, str) and v.startswith(_SECRET_PREFIXES) for v in values)
+
+
+def _redact(text: str) -> str:
+    # The substring tests keep the common case (no secret) free of regex work on big prompts.
+    if "sk-ant-" in text or "Bearer" in text:
+        return _EMBEDDED_SECRET.sub("[REDACTED]", text)
+    return text
+
+
+def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Attributes safe to store: secret-looking ones dropped, embedded keys redacted.
+
+    Defence in depth: the tracer never sets such attributes, but a tool's own spans, a user's
+    instrumentation or an exception message quoting a request might.
+    """
+    cleaned: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        if _is_secret(key, value):
+            continue
+        if isinstance(value, str):
+            value = _redact(value)
+        elif isinstance(value, list | tuple):
+            value = [_redact(v) if isinstance(v, str) else v for v in value]
+        cleaned[key] = value
+    return cleaned
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# -- the exporter --------------------------------------------------------------------------
+
+
+def _limit_from_env(name: str, default: float, *, whole: bool) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value < float("inf"):  # also refuses NaN
+        what = "a whole number" if whole else "a number"
+        raise MicroagentsError(f"{name} must be {what} ≥ 0 (0 turns that limit off), not {raw!r}")
+    return value
+
+
+class SqliteSpanExporter(SpanExporter):
+    """Writes finished spans to the embedded SQLite trace store, one transaction per batch.
+
+    `keep_runs` and `keep_days` default to ``$MICROAGENTS_TRACE_KEEP_RUNS`` (1000) and
+    ``$MICROAGENTS_TRACE_KEEP_DAYS`` (30); 0 turns a limit off. Retention is applied on the
+    first export and then every `prune_every` exports, since it scans the runs table.
+    Thread-safe: `SimpleSpanProcessor` may call `export` from any thread ending a span.
+
+    ```python
+    provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter()))
+    ```
+    """
+
+    prune_every = 256
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        keep_runs: int | None = None,
+        keep_days: float | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_trace_path()
+        if keep_runs is None:
+            keep_runs = int(_limit_from_env(KEEP_RUNS_ENV, DEFAULT_KEEP_RUNS, whole=True))
+        if keep_days is None:
+            keep_days = _limit_from_env(KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, whole=False)
+        self.keep_runs = keep_runs
+        self.keep_days = keep_days
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._exports = 0
+        self._closed = False
+        # All spans of a provider share one Resource: serialise it once, not once per span.
+        self._resource: tuple[Resource, str] | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Store a batch of finished spans (and the runs their root spans finish)."""
+        if self._closed:
+            return SpanExportResult.FAILURE
+        if not spans:
+            return SpanExportResult.SUCCESS
+        # Serialise outside the lock: only the database work needs to be one at a time.
+        span_rows = [self._span_row(span) for span in spans]
+        run_rows = [run for span in spans if (run := _run_row(span)) is not None]
+        with self._lock:
+            if self._closed:
+                return SpanExportResult.FAILURE
+            try:
+                db = self._db()
+                # IMMEDIATE takes the write lock up front: two processes writing the same
+                # store wait for each other (busy timeout) instead of failing on upgrade.
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        span_rows,
+                    )
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        run_rows,
+                    )
+                    if self._exports % self.prune_every == 0:
+                        self._prune(db)
+                except BaseException:
+                    _rollback(db)
+                    raise
+                db.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                # Tracing must never break a run: report it and let the processor go on.
+                logger.warning("could not store %d spans in %s: %s", len(spans), self.path, exc)
+                return SpanExportResult.FAILURE
+            self._exports += 1
+        return SpanExportResult.SUCCESS
+
+    def prune(self) -> int:
+        """Apply retention now; returns how many runs were deleted."""
+        with self._lock:
+            if self._closed:
+                return 0
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._prune(db)
+            except BaseException:
+                _rollback(db)
+                raise
+            db.execute("COMMIT")
+            return deleted
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing to flush: every `export` has committed before it returns."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the database; later exports fail (as the SDK expects) instead of reopening."""
+        with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # -- internals (called with the lock held) ----------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = _connect(self.path, create=True)
+        return self._connection
+
+    def _prune(self, db: sqlite3.Connection) -> int:
+        """Delete runs beyond the limits, then every trace left without a run that is as old.
+
+        Runs are ordered by start time, so one boundary serves both limits. Traces without a
+        run (a process killed before its root span ended) go once they are older than it too.
+        """
+        boundary = 0
+        if self.keep_days:
+            boundary = time.time_ns() - int(self.keep_days * 86_400 * 1e9)
+        if self.keep_runs:
+            row = db.execute(
+                "SELECT start_ns FROM runs ORDER BY start_ns DESC LIMIT 1 OFFSET ?",
+                (self.keep_runs - 1,),
+            ).fetchone()
+            if row is not None:
+                boundary = max(boundary, row[0])
+        if not boundary:
+            return 0
+        deleted = db.execute("DELETE FROM runs WHERE start_ns < ?", (boundary,)).rowcount
+        db.execute(
+            "DELETE FROM spans WHERE trace_id IN ("
+            " SELECT trace_id FROM spans GROUP BY trace_id HAVING MIN(start_ns) < ?"
+            " EXCEPT SELECT trace_id FROM runs)",
+            (boundary,),
+        )
+        return deleted
+
+    def _span_row(self, span: ReadableSpan) -> tuple[Any, ...]:
+        context = span.context
+        parent = span.parent
+        events = [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
+            for e in span.events
+        ]
+        message = span.status.description
+        return (
+            format(context.trace_id, "032x") if context else "",
+            format(context.span_id, "016x") if context else "",
+            format(parent.span_id, "016x") if parent else None,
+            span.name,
+            span.kind.name,
+            span.start_time or 0,
+            span.end_time or span.start_time or 0,
+            span.status.status_code.name,
+            _redact(message) if message else None,
+            _dumps(_clean(span.attributes)),
+            _dumps(events),
+            self._resource_json(span.resource),
+        )
+
+    def _resource_json(self, resource: Resource) -> str:
+        cached = self._resource
+        if cached is None or cached[0] is not resource:
+            cached = (resource, _dumps(_clean(resource.attributes)))
+            self._resource = cached
+        return cached[1]
+
+
+def _run_row(span: ReadableSpan) -> tuple[Any, ...] | None:
+    """The runs-table row for a top-level run's root span; None for any other span."""
+    attributes = span.attributes or {}
+    run_id = attributes.get(sc.RUN_ID)
+    if run_id is None or attributes.get(sc.RUN_NESTED) or span.context is None:
+        return None
+    status = attributes.get(sc.RUN_STATUS)
+    if status is None:
+        status = "failed" if span.status.status_code is StatusCode.ERROR else "ok"
+    batch_index = attributes.get(sc.BATCH_INDEX)
+    return (
+        str(run_id),
+        format(span.context.trace_id, "032x"),
+        format(span.context.span_id, "016x"),
+        str(attributes.get(sc.WORKFLOW_NAME, span.name.removeprefix(f"{sc.OP_WORKFLOW} "))),
+        _str_or_none(attributes.get(sc.WORKFLOW_VERSION)),
+        span.start_time or 0,
+        span.end_time or span.start_time or 0,
+        str(status),
+        _int(attributes.get(sc.USAGE_INPUT_TOKENS)),
+        _int(attributes.get(sc.USAGE_OUTPUT_TOKENS)),
+        _float(attributes.get(sc.COST_USD)),
+        _int(attributes.get(sc.ESCALATION_COUNT)),
+        bool(attributes.get(sc.SIMULATED, False)),
+        batch_index if isinstance(batch_index, int) else None,
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would fail
+    # and hide the error that matters.
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode with explicit BEGIN/COMMIT: exactly one transaction per batch.
+    connection = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    try:
+        # A reader leaves a store as it is; it creates the tables only in a file that has
+        # none (so that its queries find empty tables rather than fail).
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if create or not version:
+            connection.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only a power loss
+            # can lose the last transactions: fine for traces, and much faster than FULL.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(SCHEMA)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+# -- reading -------------------------------------------------------------------------------
+
+_STATUS_ALIASES = {"ok": "ok", "failed": "failed", "error": "failed"}
+_HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+class TraceStore:
+    """Reads runs and traces back from the embedded trace store.
+
+    ```python
+    store = TraceStore()
+    for run in store.list_runs(status="failed", limit=10):
+        spans = store.get_trace(run.run_id)
+    ```
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_trace_path()
+
+    def list_runs(
+        self, workflow: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """The newest runs first, optionally of one workflow or one status (``error`` is
+        accepted for ``failed``)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        if status is not None:
+            if status not in _STATUS_ALIASES:
+                raise MicroagentsError(f"unknown run status {status!r}; use ok or failed")
+            clauses.append("status = ?")
+            params.append(_STATUS_ALIASES[status])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as db:
+            if db is None:
+                return []
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+                "ORDER BY start_ns DESC, run_id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_run_record(row) for row in rows]
+
+    def count_runs(self) -> int:
+        """How many runs the store holds."""
+        with self._read() as db:
+            return 0 if db is None else int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def get_run(self, run_id_or_trace_id: str) -> RunRecord | None:
+        """The run a reference names; None when it names a trace that has no (finished) run.
+
+        Raises `TraceNotFoundError` when it names nothing, or a prefix that is ambiguous.
+        """
+        with self._read() as db:
+            run, _ = self._resolve(db, run_id_or_trace_id)
+        return run
+
+    def get_trace(self, run_id_or_trace_id: str) -> list[SpanRecord]:
+        """The spans of a run (its root span and everything under it) in start order.
+
+        Accepts a run id, a trace id, or an unambiguous prefix of either (run ids first).
+        Raises `TraceNotFoundError` otherwise.
+        """
+        with self._read() as db:
+            run, trace_id = self._resolve(db, run_id_or_trace_id)
+            assert db is not None  # _resolve raised if the store does not exist
+            rows = db.execute(
+                f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ?", (trace_id,)
+            ).fetchall()
+        spans = [_span_record(row) for row in rows]
+        if run is not None:
+            spans = _subtree(spans, run.span_id)
+        # Parents before children when they start in the same nanosecond.
+        spans.sort(key=lambda s: (s.start_ns, -s.end_ns))
+        return spans
+
+    # -- internals --------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection | None]:
+        if not self.path.exists():
+            # Reading must not create a store (nor its folder) as a side effect.
+            yield None
+            return
+        try:
+            with closing(_connect(self.path, create=False)) as db:
+                yield db
+        except sqlite3.DatabaseError as exc:
+            raise MicroagentsError(
+                f"cannot read the trace store {self.path}: {exc}; move or delete the file "
+                "and the next run starts a new one"
+            ) from exc
+
+    def _resolve(
+        self, db: sqlite3.Connection | None, reference: str
+    ) -> tuple[RunRecord | None, str]:
+        reference = reference.strip()
+        if db is None or not reference:
+            raise self._not_found(reference, db)
+        # substr() rather than LIKE: run ids are case-sensitive and may contain '_' or '%'.
+        rows = db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE substr(run_id, 1, ?) = ? "
+            "ORDER BY run_id = ? DESC, start_ns DESC LIMIT 6",
+            (len(reference), reference, reference),
+        ).fetchall()
+        runs = [_run_record(row) for row in rows]
+        exact = [run for run in runs if run.run_id == reference]
+        if exact or len(runs) == 1:
+            run = (exact or runs)[0]
+            return run, run.trace_id
+        if runs:
+            shown = ", ".join(run.run_id for run in runs[:5])
+            raise TraceNotFoundError(
+                f"run id prefix '{reference}' is ambiguous: it matches {shown}"
+                f"{' and more' if len(runs) > 5 else ''}; give more of the id"
+            )
+        trace_ids: list[str] = []
+        if _HEX.fullmatch(reference):
+            low = reference.lower()
+            trace_ids = [
+                row[0]
+                for row in db.execute(
+                    # A range on the primary key: every hex id with this prefix sorts in
+                    # [low, low + 'g'), since 'g' sorts after every hex digit.
+                    "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? "
+                    "LIMIT 2",
+                    (low, low + "g"),
+                )
+            ]
+        if len(trace_ids) == 1:
+            runs_in_trace = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE trace_id = ?", (trace_ids[0],)
+            ).fetchall()
+            # One run per trace is the rule; a joined caller's trace may hold several.
+            only = _run_record(runs_in_trace[0]) if len(runs_in_trace) == 1 else None
+            return only, trace_ids[0]
+        if trace_ids:
+            raise TraceNotFoundError(
+                f"trace id prefix '{reference}' is ambiguous; give more of the id"
+            )
+        raise self._not_found(reference, db)
+
+    def _not_found(self, reference: str, db: sqlite3.Connection | None) -> TraceNotFoundError:
+        empty = db is None or db.execute("SELECT 1 FROM spans LIMIT 1").fetchone() is None
+        if empty:
+            return TraceNotFoundError(
+                f"no run '{reference}': the trace store {self.path} is empty; run a workflow "
+                "first (set MICROAGENTS_HOME if its traces were stored elsewhere)"
+            )
+        return TraceNotFoundError(
+            f"no run or trace '{reference}' in the trace store {self.path}; "
+            "`microagents trace list` shows the runs it has"
+        )
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[12] = bool(values[12])
+    return RunRecord(*values)
+
+
+def _span_record(row: Sequence[Any]) -> SpanRecord:
+    events = tuple(
+        SpanEvent(e["name"], e["time_ns"], e.get("attributes", {})) for e in json.loads(row[10])
+    )
+    return SpanRecord(
+        trace_id=row[0],
+        span_id=row[1],
+        parent_span_id=row[2],
+        name=row[3],
+        kind=row[4],
+        start_ns=row[5],
+        end_ns=row[6],
+        status_code=row[7],
+        status_message=row[8],
+        attributes=json.loads(row[9]),
+        events=events,
+        resource=json.loads(row[11]),
+    )
+
+
+def _subtree(spans: list[SpanRecord], root_span_id: str) -> list[SpanRecord]:
+    children: dict[str | None, list[SpanRecord]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id, []).append(span)
+    found = [s for s in spans if s.span_id == root_span_id]
+    index = 0
+    while index < len(found):
+        found.extend(children.get(found[index].span_id, ()))
+        index += 1
+    return found

@@ -1,0 +1,251 @@
+"""Spans on the GenAI conventions, checked with the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from syrupy.assertion import SnapshotAssertion
+
+import microagents as ma
+from microagents._engine import Engine
+from microagents._model import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents._tracing import Tracing
+from microagents.testing import FakeModel
+
+FAKE_KEY = "sk-ant-api03-THIS-IS-A-FAKE-KEY-0000000000"
+VOLATILE = {"microagents.run.id", "gen_ai.response.id"}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.shutdown()
+
+
+def tracing_to(exporter: InMemorySpanExporter, *, capture_content: bool = False) -> Tracing:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Tracing(provider.get_tracer("test"), capture_content=capture_content)
+
+
+def triage_script(request: ModelRequest) -> ModelResponse:
+    """The router is unsure on haiku (escalation), sure on sonnet: 'other' → review tool."""
+    unsure = request.model == "claude-haiku-4-5"
+    output = {"category": "other", "confidence": 0.3 if unsure else 0.9, "reason": "a poem"}
+    block = ToolUseBlock("toolu_1", "final_answer", output)
+    return ModelResponse(
+        (block,), "tool_use", Usage(120, 30, 0, 400), request.model, request_id="req_1",
+        cost_usd=0.0005,
+    )  # fmt: skip
+
+
+def run_triage(project: ma.Project, tracing: Tracing) -> ma.RunResult:
+    workflow = project.load_workflow("workflows/support_triage.yaml")
+
+    async def main() -> ma.RunResult:
+        async with Engine(FakeModel(triage_script), tracing=tracing) as engine:
+            return await engine.run(workflow, {"ticket": "Write me a poem about invoices."})
+
+    return anyio.run(main)
+
+
+def tree(exported: tuple[ReadableSpan, ...]) -> list[dict[str, Any]]:
+    """Spans as a nested list in start order: name, kind, status, attributes, events —
+    without timing or ids."""
+    by_parent: dict[int | None, list[ReadableSpan]] = {}
+    ids = {span.context.span_id for span in exported}
+    for span in sorted(exported, key=lambda s: s.start_time or 0):
+        parent = span.parent.span_id if span.parent and span.parent.span_id in ids else None
+        by_parent.setdefault(parent, []).append(span)
+
+    def render(span: ReadableSpan) -> dict[str, Any]:
+        attributes = {
+            k: ("<volatile>" if k in VOLATILE else (list(v) if isinstance(v, tuple) else v))
+            for k, v in sorted((span.attributes or {}).items())
+        }
+        return {
+            "name": span.name,
+            "kind": span.kind.name,
+            "status": span.status.status_code.name,
+            "attributes": attributes,
+            "events": [{"name": e.name, **dict(e.attributes or {})} for e in span.events],
+            "children": [render(child) for child in by_parent.get(span.context.span_id, [])],
+        }
+
+    return [render(span) for span in by_parent.get(None, [])]
+
+
+def test_support_triage_span_tree(
+    project: ma.Project, spans: InMemorySpanExporter, snapshot: SnapshotAssertion
+) -> None:
+    result = run_triage(project, tracing_to(spans))
+    assert result.ok, result.error
+    assert result.trace_id is not None
+    rendered = tree(spans.get_finished_spans())
+    assert rendered == snapshot
+    (root,) = rendered
+    assert root["name"] == "invoke_workflow support_triage"
+    agent, tool = root["children"]
+    assert agent["name"] == "invoke_agent router"
+    assert [c["name"] for c in agent["children"]] == [
+        "chat claude-haiku-4-5",
+        "chat claude-sonnet-4-5",
+    ]
+    assert agent["events"][0]["microagents.escalation.trigger"] == "low_confidence"
+    assert tool["name"] == "execute_tool review.enqueue"
+    assert format(spans.get_finished_spans()[-1].context.trace_id, "032x") == result.trace_id
+
+
+def test_content_is_absent_by_default_and_present_when_opted_in(
+    project: ma.Project, spans: InMemorySpanExporter
+) -> None:
+    run_triage(project, tracing_to(spans))
+    keys = {k for span in spans.get_finished_spans() for k in (span.attributes or {})}
+    assert not keys & {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+    }
+
+    spans.clear()
+    run_triage(project, tracing_to(spans, capture_content=True))
+    chat = next(s for s in spans.get_finished_spans() if s.name.startswith("chat"))
+    messages = json.loads(str((chat.attributes or {})["gen_ai.input.messages"]))
+    assert "Write me a poem about invoices." in json.dumps(messages)
+    assert "gen_ai.output.messages" in (chat.attributes or {})
+
+
+def test_a_fake_api_key_never_reaches_a_span(
+    fake_anthropic: Any, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microagents._backends import anthropic_model
+    from microagents.testing import Reply
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    fake_anthropic.on(Reply.structured({"category": "other", "confidence": 0.9, "reason": "x"}))
+    workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+
+    async def main() -> None:
+        model = anthropic_model(base_url=fake_anthropic.base_url)
+        async with Engine(model, tracing=tracing_to(spans, capture_content=True)) as engine:
+            result = await engine.run(workflow, {"ticket": "hello"})
+            assert result.ok, result.error
+
+    anyio.run(main)
+    dumped = json.dumps(
+        [
+            {
+                "attributes": dict(s.attributes or {}),
+                "events": [dict(e.attributes or {}) for e in s.events],
+            }
+            for s in spans.get_finished_spans()
+        ],
+        default=str,
+    )
+    assert FAKE_KEY not in dumped
+    assert "authorization" not in dumped.lower()
+    assert fake_anthropic.requests[0].headers["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+def test_failures_are_error_spans(spans: InMemorySpanExporter, tmp_path: Any) -> None:
+    spec = ma.AgentSpec(
+        name="a", version="1.0.0", description="d", prompt="{{ text }}",
+        input={"type": "object", "properties": {"text": {"type": "string"}}},
+        output={"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]},
+    )  # fmt: skip
+    flow = ma.Workflow(
+        "f",
+        input={"type": "object", "properties": {"t": {"type": "string"}}},
+        output="{{ nodes.n.output }}",
+    )
+    workflow = flow.node("n", agent=spec, input={"text": "{{ input.t }}"}).compile(
+        ma.Project(tmp_path)
+    )
+
+    async def main() -> ma.RunResult:
+        async with Engine(
+            FakeModel(lambda r: ma.OverloadedError("busy")), tracing=tracing_to(spans)
+        ) as engine:
+            return await engine.run(workflow, {"t": "x"})
+
+    result = anyio.run(main)
+    assert not result.ok
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    assert by_name["invoke_workflow f"].status.status_code.name == "ERROR"
+    assert by_name["invoke_agent a"].status.status_code.name == "ERROR"
+    chat = by_name["chat claude-haiku-4-5"]
+    assert (chat.attributes or {})["error.type"] == "OverloadedError"
+
+
+def test_otlp_http_export_to_a_loopback_receiver(
+    project: ma.Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting OTEL_EXPORTER_OTLP_ENDPOINT is enough: spans arrive as OTLP/HTTP protobuf."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from microagents._telemetry import _make_provider
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if self.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            received.append(request)
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("MICROAGENTS_TRACE_STORE", "off")
+        provider = _make_provider()
+        result = run_triage(project, Tracing(provider.get_tracer("microagents")))
+        provider.force_flush()
+        provider.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    names = {
+        span.name
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
+    assert {
+        "invoke_workflow support_triage",
+        "invoke_agent router",
+        "chat claude-haiku-4-5",
+    } <= names
+    trace_ids = {
+        span.trace_id.hex()
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
+    assert trace_ids == {result.trace_id}
