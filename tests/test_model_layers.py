@@ -150,3 +150,18 @@ def test_the_limiter_takes_its_rate_from_the_api_headers() -> None:
     anyio.run(calls, 21)
     # Configured 60 RPM would take 20 s for 21 calls; the API said 600 RPM: 2 s.
     assert clock.now() == pytest.approx(2.0, abs=0.2)
+
+
+def test_simulated_agents_with_tools_answer_in_one_call() -> None:
+    """Agents that may escalate themselves get tool_choice "any": the simulation must still
+    answer through the answer tool, not with text (which would cost a repair call)."""
+    from microagents._engine import Engine
+
+    workflow = ma.Project(ROOT).load_workflow("workflows/invoice_extraction.yaml")
+    model = SimulatedModel(
+        workflow.agents, latency=SimulatedLatency(scale=0), low_confidence_rate=0
+    )
+    engine = Engine(model)
+    result = workflow.run_sync({"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
+    assert result.ok, result.error
+    assert all(attempt.calls == 1 for run in result.nodes for attempt in run.attempts)

@@ -33,6 +33,7 @@ from ._errors import (
     ServerError,
     SpecError,
 )
+from ._engine import Engine
 from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
 from ._model import (
     ContentBlock,
@@ -54,10 +55,25 @@ from ._model import (
 from ._project import Project
 from ._ratelimit import RateLimitedModel
 from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
+from ._results import (
+    Attempt,
+    Escalated,
+    Escalation,
+    NodeFinished,
+    NodeRun,
+    NodeStarted,
+    RunEvent,
+    RunFinished,
+    RunResult,
+    ToolCalled,
+)
 from ._retry import RetryingModel, RetryPolicy
 from ._simulate import SimulatedLatency, SimulatedModel
 from ._tiers import Price, RateLimits, Tier, TierTable
+from ._telemetry import default_tracing, flush_traces
 from ._tools import Tool, Tools, tool
+from ._trace_store import SqliteSpanExporter, TraceStore
+from ._tracing import TracedModel, Tracing
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 
 __version__ = "0.1.0"
@@ -107,6 +123,25 @@ __all__ = [
     "Usage",
     "anthropic_model",
     "simulated_model",
+    # running: the engine, results and the events a stream sees
+    "Attempt",
+    "Engine",
+    "Escalated",
+    "Escalation",
+    "NodeFinished",
+    "NodeRun",
+    "NodeStarted",
+    "RunEvent",
+    "RunFinished",
+    "RunResult",
+    "ToolCalled",
+    # tracing
+    "SqliteSpanExporter",
+    "TraceStore",
+    "TracedModel",
+    "Tracing",
+    "default_tracing",
+    "flush_traces",
     # agents and tools
     "AgentRegistry",
     "AgentSource",

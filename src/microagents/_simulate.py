@@ -22,7 +22,7 @@ import anyio
 from pydantic import ValidationError
 
 from ._agent import CompiledAgent
-from ._model import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
+from ._model import ModelRequest, ModelResponse, TextBlock, ToolDefinition, ToolUseBlock, Usage
 from ._schema import example_instance
 from ._tiers import TierTable
 
@@ -86,19 +86,18 @@ class SimulatedModel:
         self._cheapest = self.tiers.resolve(self.tiers.names[0]).model if self.tiers.names else ""
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        prompt = _last_user_text(request)
+        prompt = _task_text(request)
         digest = hashlib.sha256(f"{self.seed}:{request.model}:{prompt}".encode()).digest()
         rng = random.Random(digest)
         delay = self.latency.draw(request.model, rng)
         if delay:
             await anyio.sleep(delay)
         known = self._agents.get(request.metadata.get("agent", ""))
-        if request.tool_choice is not None and request.tool_choice.type == "tool":
-            output = self._structured(request, known, prompt, rng)
+        tool = _answer_tool(request)
+        if tool is not None:
+            output = self._structured(tool, known, prompt, rng, request.model)
             content: tuple[TextBlock | ToolUseBlock, ...] = (
-                ToolUseBlock(
-                    f"toolu_sim_{digest.hex()[:20]}", request.tool_choice.name or "", output
-                ),
+                ToolUseBlock(f"toolu_sim_{digest.hex()[:20]}", tool.name, output),
             )
             produced = json.dumps(output)
             stop = "tool_use"
@@ -124,10 +123,14 @@ class SimulatedModel:
         )
 
     def _structured(
-        self, request: ModelRequest, known: _Known | None, prompt: str, rng: random.Random
+        self,
+        tool: ToolDefinition,
+        known: _Known | None,
+        prompt: str,
+        rng: random.Random,
+        model: str,
     ) -> dict[str, Any]:
-        tool = next((t for t in request.tools if t.name == request.tool_choice.name), None)  # type: ignore[union-attr]
-        schema = dict(tool.input_schema) if tool else {}
+        schema = dict(tool.input_schema)
         output: dict[str, Any] | None = None
         if known is not None and known.example_words:
             words = _words(prompt)
@@ -144,7 +147,7 @@ class SimulatedModel:
         confidence = output.get("confidence")
         if "confidence" in properties and isinstance(confidence, int | float):
             # A stronger tier is surer; the cheapest is sometimes unsure, so escalation shows.
-            if request.model == self._cheapest or "haiku" in request.model:
+            if model == self._cheapest or "haiku" in model:
                 if rng.random() < self.low_confidence_rate:
                     output["confidence"] = LOW_CONFIDENCE
             else:
@@ -152,8 +155,23 @@ class SimulatedModel:
         return output
 
 
-def _last_user_text(request: ModelRequest) -> str:
-    for message in reversed(request.messages):
+ANSWER_TOOL = "final_answer"
+
+
+def _answer_tool(request: ModelRequest) -> ToolDefinition | None:
+    """The tool a structured answer goes to: the forced one, or — when any tool must be
+    called — the runner's answer tool (a simulation calls no other tools)."""
+    choice = request.tool_choice
+    if choice is None or choice.type not in ("tool", "any"):
+        return None
+    wanted = choice.name if choice.type == "tool" else ANSWER_TOOL
+    found = next((t for t in request.tools if t.name == wanted), None)
+    return found or (request.tools[0] if choice.type == "any" and request.tools else None)
+
+
+def _task_text(request: ModelRequest) -> str:
+    """The task: the first user turn (later turns are tool results and repairs)."""
+    for message in request.messages:
         if message.role == "user":
             return "".join(b.text for b in message.content if isinstance(b, TextBlock))
     return ""

@@ -43,7 +43,8 @@ class FakeModel:
         if isinstance(answer, str):
             return ModelResponse((TextBlock(answer),), "end_turn", self.usage, request.model)
         choice = request.tool_choice
-        name = choice.name if choice is not None and choice.name else "output"
+        # A forced tool, else the runner's answer tool: a fake answers, it calls no tools.
+        name = choice.name if choice is not None and choice.name else "final_answer"
         if answer is None:
             tool = next((t for t in request.tools if t.name == name), None)
             answer = example_instance(dict(tool.input_schema)) if tool else {}
