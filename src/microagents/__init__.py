@@ -15,8 +15,11 @@ from ._agent import CompiledAgent
 from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
 from ._anthropic import AnthropicModel
 from ._backends import anthropic_model, simulated_model
+from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
 from ._builder import Workflow
 from ._cache import CachedModel
+from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
+from ._engine import Engine
 from ._errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -33,7 +36,6 @@ from ._errors import (
     ServerError,
     SpecError,
 )
-from ._engine import Engine
 from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
 from ._model import (
     ContentBlock,
@@ -69,8 +71,9 @@ from ._results import (
 )
 from ._retry import RetryingModel, RetryPolicy
 from ._simulate import SimulatedLatency, SimulatedModel
-from ._tiers import Price, RateLimits, Tier, TierTable
+from ._summary import BatchSummary
 from ._telemetry import default_tracing, flush_traces
+from ._tiers import Price, RateLimits, Tier, TierTable
 from ._tools import Tool, Tools, tool
 from ._trace_store import SqliteSpanExporter, TraceStore
 from ._tracing import TracedModel, Tracing
@@ -123,8 +126,13 @@ __all__ = [
     "Usage",
     "anthropic_model",
     "simulated_model",
-    # running: the engine, results and the events a stream sees
+    # running: the engine, batches, results and the events a stream sees
     "Attempt",
+    "BatchObserver",
+    "BatchProgress",
+    "BatchRunner",
+    "BatchSummary",
+    "CheckpointStore",
     "Engine",
     "Escalated",
     "Escalation",
@@ -134,7 +142,9 @@ __all__ = [
     "RunEvent",
     "RunFinished",
     "RunResult",
+    "SQLiteCheckpointStore",
     "ToolCalled",
+    "run_batch",
     # tracing
     "SqliteSpanExporter",
     "TraceStore",

@@ -51,9 +51,7 @@ CHARS_PER_TOKEN = 4
 
 MAX_PREFIXES = 512
 RATE_LIMIT_HEADER_PREFIX = "anthropic-ratelimit-"
-NO_KEY_MESSAGE = (
-    "ANTHROPIC_API_KEY is not set: export it, or run with --backend simulate for a dry run"
-)
+NO_KEY_MESSAGE = "ANTHROPIC_API_KEY is not set: export it, or run with --backend simulate"
 
 
 class AnthropicModel:

@@ -8,6 +8,7 @@ that every try waits for capacity, and a 429 pauses the bucket before the retry 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def anthropic_model(
 ) -> Model:
     """Claude through the official SDK, with rate limits, retries and (optionally) a cache."""
     tiers = tiers or TierTable.load()
+    # Import the SDK (~1 s) now, while setting up, rather than on the event loop at the
+    # first call, where it would stall every run in flight.
+    importlib.import_module("anthropic")
     backend = AnthropicModel(api_key=api_key, base_url=base_url, tiers=tiers)
     if timeout is not None:
         backend.timeout = timeout

@@ -24,6 +24,7 @@ from ._plan import Plan, build_plan
 from ._results import RunEvent, RunFinished, RunResult
 from ._scheduler import EventSink, WorkflowRun
 from ._schema import SchemaError, model_from_schema
+from ._simulate import SimulatedLatency
 from ._telemetry import default_tracing
 from ._tiers import TierTable
 from ._tracing import TracedModel, Tracing
@@ -67,6 +68,7 @@ class Engine:
         tiers: TierTable | None = None,
         cache_path: str | None = None,
         tracing: Tracing | Literal["default"] | None = "default",
+        latency: SimulatedLatency | None = None,
     ) -> Engine:
         """An engine on the Anthropic API (key from the environment) or the simulated back-end
         (answering from `workflow`'s agents' examples), traced to the embedded store and
@@ -75,9 +77,9 @@ class Engine:
         chosen = default_tracing() if tracing == "default" else tracing
         if backend == "simulate":
             agents = workflow.agents if workflow is not None else []
-            return cls(simulated_model(agents, tiers=tiers), tiers=tiers, tracing=chosen)
-        model = anthropic_model(tiers=tiers, cache_path=cache_path)
-        return cls(model, tiers=tiers, tracing=chosen)
+            model = simulated_model(agents, tiers=tiers, latency=latency)
+            return cls(model, tiers=tiers, tracing=chosen)
+        return cls(anthropic_model(tiers=tiers, cache_path=cache_path), tiers=tiers, tracing=chosen)
 
     async def aclose(self) -> None:
         """Close the model stack (connection pools, cache database)."""
@@ -125,7 +127,7 @@ class Engine:
             engine=self,
             run_id=run_id,
             labels={**(labels or {}), "run": run_id, "workflow": workflow.name},
-            on_event=on_event or self.on_event,
+            on_event=_both(self.on_event, on_event),
             nested=nested,
         )
         return await run.execute()
@@ -161,9 +163,11 @@ class Engine:
             async with out:
                 try:
                     result = await self.run(workflow, item)
+                    # Hand the result over before freeing the slot: a slow consumer must slow
+                    # the intake down, not let finished results pile up.
+                    await out.send((index, result))
                 finally:
                     limiter.release_on_behalf_of(index)
-                await out.send((index, result))
 
         async with send, anyio.create_task_group() as group:
             index = 0
@@ -190,6 +194,19 @@ class Engine:
             async with receive:
                 async for event in receive:
                     yield event
+
+
+def _both(first: EventSink | None, second: EventSink | None) -> EventSink | None:
+    """The engine's listener and a run's own, both called (or whichever there is)."""
+    if first is None or second is None:
+        return first or second
+    engine_sink, run_sink = first, second
+
+    def both(event: RunEvent) -> None:
+        engine_sink(event)
+        run_sink(event)
+
+    return both
 
 
 async def _aiter(

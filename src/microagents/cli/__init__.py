@@ -183,6 +183,12 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
+# Registered here, after the helpers that `_run` imports from this module.
+from ._run import run as _run_command  # noqa: E402
+
+cli.add_command(_run_command)
+
+
 # The trace viewer (`trace list|show`); it imports nothing from this module.
 from ._trace import trace as _trace_group  # noqa: E402
 

@@ -1,0 +1,392 @@
+"""`microagents run`: one input printed as JSON, or a JSONL file run as a checkpointed batch.
+
+The command only parses options and shows progress; the work is the library's `Engine` and
+`BatchRunner`. Heavy modules (the engine, the SDK) are imported when the command runs, so that
+other commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .._errors import MicroagentsError
+from . import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    _echo_problems,
+    _make_project,
+    _project_options,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .._batch import BatchProgress
+    from .._engine import Engine
+    from .._graph import CompiledWorkflow
+    from .._summary import BatchSummary
+
+SIMULATED_LATENCY_ENV = "MICROAGENTS_SIMULATED_LATENCY_SCALE"
+DEFAULT_SIMULATED_LATENCY_SCALE = 0.05
+"""A twentieth of a real model's latency: a dry run shows concurrency without the wait."""
+NO_KEY_MESSAGE = "ANTHROPIC_API_KEY is not set: export it, or run with --backend simulate"
+PLAIN_PROGRESS_INTERVAL = 5.0
+RICH_PROGRESS_INTERVAL = 0.2
+DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine to say so
+
+
+@click.command("run")
+@click.argument("workflow", type=click.Path(path_type=Path))
+@click.option("--input", "input_json", metavar="JSON", help="One input, as a JSON object.")
+@click.option(
+    "--input-file",
+    type=click.Path(path_type=Path),
+    metavar="FILE.jsonl",
+    help="Many inputs: one JSON object per line.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Where batch results go (default: <input stem>.results.jsonl in this folder).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Items run at the same time.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["anthropic", "simulate"]),
+    default="anthropic",
+    show_default=True,
+    help="anthropic needs ANTHROPIC_API_KEY; simulate answers offline from the agents' examples.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an earlier run of this batch: skip what it finished."
+)
+@click.option(
+    "--budget-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="X",
+    help="Stop starting new items once the batch has spent X dollars (resumes included).",
+)
+@click.option(
+    "--cache",
+    is_flag=True,
+    help="Answer repeated identical requests from a response cache under MICROAGENTS_HOME.",
+)
+@_project_options
+def run(
+    workflow: Path,
+    input_json: str | None,
+    input_file: Path | None,
+    out_path: Path | None,
+    concurrency: int,
+    backend: str,
+    resume: bool,
+    budget_usd: float | None,
+    cache: bool,
+    agent_dirs: tuple[Path, ...],
+    tool_modules: tuple[str, ...],
+) -> int:
+    """Run WORKFLOW on one input (--input) or on every line of a JSONL file (--input-file).
+
+    One input prints its result as JSON, and a summary on stderr. A batch writes one JSON
+    line per input line to --out, in the order items finish, each with its line number
+    ("index"); checkpoints every finished item under MICROAGENTS_HOME; and with --resume
+    skips what an earlier run finished, with no model call and no new line.
+
+    --backend simulate labels everything SIMULATED. Its latency is scaled by
+    MICROAGENTS_SIMULATED_LATENCY_SCALE (default 0.05 for a snappy dry run; 0 answers at once).
+
+    \b
+    Exit status: 0 every item ok; 1 some items failed, or the budget stopped the batch;
+    2 bad input or spec; 130 interrupted (finished items are checkpointed: use --resume).
+    """
+    if (input_json is None) == (input_file is None):
+        raise MicroagentsError(
+            "give one input with --input JSON, or a batch with --input-file FILE.jsonl"
+        )
+    run_input: dict[str, Any] | None = None
+    if input_json is not None:
+        for flag, given in (
+            ("--out", out_path is not None),
+            ("--resume", resume),
+            ("--budget-usd", budget_usd is not None),
+        ):
+            if given:
+                raise MicroagentsError(f"{flag} goes with --input-file; --input prints its result")
+        run_input = _parse_input(input_json)
+    scale = _latency_scale() if backend == "simulate" else 0.0
+    compiled = _make_project(agent_dirs, tool_modules).load_workflow(workflow)
+    _echo_problems(list(compiled.warnings))
+    if backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise MicroagentsError(NO_KEY_MESSAGE)
+    if input_file is not None and not input_file.is_file():
+        raise MicroagentsError(f"input file '{input_file}' does not exist or is not a file")
+    engine = _engine(backend, compiled, cache=cache, latency_scale=scale)
+    if run_input is not None:
+        return _run_one(engine, compiled, run_input)
+    assert input_file is not None
+    return _run_batch(
+        engine,
+        compiled,
+        input_file,
+        out_path,
+        concurrency=concurrency,
+        resume=resume,
+        budget_usd=budget_usd,
+    )
+
+
+def _parse_input(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MicroagentsError(
+            f"--input is not valid JSON: {exc.msg} at column {exc.colno}; "
+            """give an object such as '{"ticket": "..."}' (mind the shell's quotes)"""
+        ) from None
+    if not isinstance(value, dict):
+        raise MicroagentsError(
+            f"--input must be a JSON object, not {type(value).__name__}; "
+            """give an object such as '{"ticket": "..."}'"""
+        )
+    return value
+
+
+def _latency_scale() -> float:
+    raw = os.environ.get(SIMULATED_LATENCY_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SIMULATED_LATENCY_SCALE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise MicroagentsError(
+            f"{SIMULATED_LATENCY_ENV} must be a number >= 0 (0 for instant answers), not {raw!r}"
+        )
+    return value
+
+
+def _engine(
+    backend: str, workflow: CompiledWorkflow, *, cache: bool, latency_scale: float
+) -> Engine:
+    from .._builtin_tools import microagents_home
+    from .._engine import Engine
+    from .._simulate import SimulatedLatency
+    from .._tiers import TierTable
+
+    tiers = TierTable.load()
+    if backend == "simulate":
+        # Traced like a real run, so that a dry run shows in `microagents trace` too.
+        latency = SimulatedLatency(scale=latency_scale)
+        return Engine.for_backend("simulate", workflow, tiers=tiers, latency=latency)
+    cache_path = str(microagents_home() / "cache.sqlite3") if cache else None
+    return Engine.for_backend("anthropic", workflow, tiers=tiers, cache_path=cache_path)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=120)  # a log file has no width; keep tables whole
+    return console
+
+
+def _run_one(engine: Engine, workflow: CompiledWorkflow, run_input: dict[str, Any]) -> int:
+    import anyio
+
+    from .._summary import BatchStats
+
+    async def main() -> Any:
+        try:
+            return await engine.run(workflow, run_input)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await engine.aclose()
+
+    result = anyio.run(main)
+    if result.failed_node is None and not result.nodes and not result.ok:
+        # Refused before any node ran: the input does not fit the workflow's input schema.
+        raise MicroagentsError(f"--input: {result.error}")
+    click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    stats = BatchStats()
+    stats.add_result(result)
+    _stderr_console().print(stats.summary(workflow=workflow.name, elapsed=result.latency).render())
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _run_batch(
+    engine: Engine,
+    workflow: CompiledWorkflow,
+    input_file: Path,
+    out_path: Path | None,
+    *,
+    concurrency: int,
+    resume: bool,
+    budget_usd: float | None,
+) -> int:
+    import gc
+
+    import anyio
+
+    from .._batch import BatchRunner
+
+    console = _stderr_console()
+    runner = BatchRunner(
+        engine,
+        workflow,
+        input_file,
+        out_path,
+        concurrency=concurrency,
+        resume=resume,
+        budget_usd=budget_usd,
+    )
+    observer: _RichProgress | _PlainProgress = (
+        _RichProgress(console, runner.simulated) if console.is_terminal else _PlainProgress()
+    )
+    runner.observer = observer
+    label = " [SIMULATED]" if runner.simulated else ""
+    click.echo(
+        f"{workflow.name}@{workflow.spec.version}{label}: {input_file} → {runner.out_path}"
+        + (" (resuming)" if resume else ""),
+        err=True,
+    )
+
+    async def main() -> BatchSummary:
+        try:
+            return await runner.run()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await engine.aclose()
+
+    # Everything built so far lives for the whole run: keep the cyclic GC from rescanning it
+    # while thousands of runs are in flight (see PERFORMANCE.md).
+    gc.freeze()
+    try:
+        with observer:
+            summary = anyio.run(main)
+            observer.update(runner.progress())
+    except KeyboardInterrupt:
+        # anyio cancelled the run on Ctrl-C; the runner has checkpointed what had finished.
+        from .._telemetry import flush_traces
+
+        flush_traces()
+        summary = runner.summary()
+        console.print(summary.render())
+        click.echo(
+            f"interrupted: {summary.ok + summary.failed} items finished in this run are in "
+            f"{runner.out_path} and checkpointed; re-run with --resume to continue",
+            err=True,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        gc.unfreeze()  # for callers that go on in the same process (tests, notebooks)
+    console.print(summary.render())
+    click.echo(f"results: {runner.out_path}", err=True)
+    return EXIT_OK if summary.all_ok else EXIT_FAILED
+
+
+class _RichProgress:
+    """A live progress bar on a terminal, with the running counts on a line of their own so
+    that both fit an 80-column terminal."""
+
+    interval = RICH_PROGRESS_INTERVAL
+
+    def __init__(self, console: Console, simulated: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        detail = self._detail = Text()
+
+        class TwoLines(Progress):
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                yield detail
+
+        self._progress = TwoLines(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        description = "[bold yellow]SIMULATED[/]" if simulated else "items"
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> _RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def update(self, progress: BatchProgress, **future_kwargs: Any) -> None:
+        total = progress.to_do
+        if total is not None:
+            total = max(0, total - progress.skipped_by_budget)
+        self._detail.plain = "  " + _detail(progress)
+        self._progress.update(self._task, completed=progress.done, total=total)
+
+    def note(self, message: str, **future_kwargs: Any) -> None:
+        self._progress.console.print(message, markup=False, highlight=False)
+
+
+class _PlainProgress:
+    """A line every few seconds, for logs and pipes."""
+
+    interval = PLAIN_PROGRESS_INTERVAL
+
+    def __enter__(self) -> _PlainProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def update(self, progress: BatchProgress, **future_kwargs: Any) -> None:
+        to_do = "?" if progress.to_do is None else str(progress.to_do)
+        eta = ""
+        if progress.to_do is not None and progress.done and progress.elapsed > 0:
+            left = progress.to_do - progress.done - progress.skipped_by_budget
+            if left > 0:
+                eta = f", ETA {left * progress.elapsed / progress.done:.0f}s"
+        # A short write to stderr every few seconds: not worth a thread hop.
+        click.echo(
+            f"[{progress.elapsed:7.1f}s] {progress.done}/{to_do} items: {_detail(progress)}{eta}",
+            err=True,
+        )
+
+    def note(self, message: str, **future_kwargs: Any) -> None:
+        click.echo(message, err=True)
+
+
+def _detail(progress: BatchProgress) -> str:
+    return (
+        f"{progress.failed} failed · {progress.escalated} escalated · "
+        f"{progress.tokens:,} tokens · ${progress.cost_usd:.4f}"
+    )
