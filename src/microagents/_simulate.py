@@ -54,6 +54,9 @@ class SimulatedLatency:
 class _Known:
     agent: CompiledAgent
     example_words: tuple[frozenset[str], ...]
+    template_words: frozenset[str]
+    """Words every prompt of this agent has (the template's): they say nothing about which
+    example is nearest."""
 
 
 class SimulatedModel:
@@ -79,10 +82,16 @@ class SimulatedModel:
         self.seed = seed
         self._agents: dict[str, _Known] = {}
         for agent in agents:
-            # The examples' input values, not their rendered prompts: the template's own
-            # words are in every prompt and would drown the part that differs.
-            words = tuple(_words(json.dumps(example.input)) for example in agent.spec.examples)
-            self._agents[agent.spec.name] = _Known(agent, words)
+            examples = agent.spec.examples
+            inputs = [_words(json.dumps(example.input)) for example in examples]
+            # The template's words are those every rendered prompt shares (a template may quote
+            # its own examples, so subtracting one example's input is not enough).
+            renders = [_words(agent.render_prompt(dict(example.input))) for example in examples]
+            template = frozenset.intersection(*renders) if len(renders) > 1 else frozenset()
+            if len(renders) == 1:
+                template = renders[0] - inputs[0]
+            words = tuple(example - template for example in inputs)
+            self._agents[agent.spec.name] = _Known(agent, words, template)
         self._cheapest = self.tiers.resolve(self.tiers.names[0]).model if self.tiers.names else ""
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
@@ -133,7 +142,7 @@ class SimulatedModel:
         schema = dict(tool.input_schema)
         output: dict[str, Any] | None = None
         if known is not None and known.example_words:
-            words = _words(prompt)
+            words = _words(prompt) - known.template_words
             scores = [_similarity(words, example) for example in known.example_words]
             best = known.agent.spec.examples[scores.index(max(scores))]
             output = dict(best.output)
@@ -186,9 +195,11 @@ def _request_chars(request: ModelRequest) -> int:
 
 
 def _words(text: str) -> frozenset[str]:
-    return frozenset(w.lower() for w in _WORD.findall(text))
+    # Short words (the, and, my, …) are in every text; they would make all examples alike.
+    return frozenset(w.lower() for w in _WORD.findall(text) if len(w) > 3)
 
 
 def _similarity(prompt: frozenset[str], example: frozenset[str]) -> float:
-    """How much of an example's input is in the prompt (containment, not Jaccard)."""
-    return len(prompt & example) / len(example) if example else 0.0
+    """Overlap of the prompt's own words with an example's input words (Jaccard)."""
+    union = prompt | example
+    return len(prompt & example) / len(union) if union else 0.0
