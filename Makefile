@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## The main job: validate the built-in agents and workflows and draw the triage workflow.
+## The main job: check the built-in specs, then run the support-triage workflow over the sample
+## tickets on the simulated back-end (no API key needed; every answer is labelled SIMULATED),
+## and show the trace of the last run.
 run: $(STAMP)
 	$(BIN)/microagents validate agents workflows
-	$(BIN)/microagents graph workflows/support_triage.yaml
+	$(BIN)/microagents run workflows/support_triage.yaml --input-file examples/tickets.jsonl \
+		--out tickets.results.jsonl --backend simulate
+	$(BIN)/microagents trace list --limit 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

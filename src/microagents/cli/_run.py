@@ -227,6 +227,8 @@ def _run_one(engine: Engine, workflow: CompiledWorkflow, run_input: dict[str, An
     stats = BatchStats()
     stats.add_result(result)
     _stderr_console().print(stats.summary(workflow=workflow.name, elapsed=result.latency).render())
+    if result.trace_id:
+        click.echo(f"trace {result.trace_id}: microagents trace show {result.run_id}", err=True)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -298,6 +300,8 @@ def _run_batch(
         gc.unfreeze()  # for callers that go on in the same process (tests, notebooks)
     console.print(summary.render())
     click.echo(f"results: {runner.out_path}", err=True)
+    if engine.tracing is not None:
+        click.echo(f"traces: microagents trace list --workflow {workflow.name}", err=True)
     return EXIT_OK if summary.all_ok else EXIT_FAILED
 
 

@@ -67,8 +67,11 @@ def trace_list(workflow: str | None, status: str | None, limit: int) -> None:
             click.echo(_EMPTY_STORE.format(path=store.path))
         return
     table = Table(box=None, pad_edge=False)
+    widest_id = max(len(run.run_id) for run in runs)
     for header, justify in _LIST_COLUMNS:
-        table.add_column(header, justify=justify, no_wrap=True)
+        # The run id is what a reader copies into `trace show`: it is never cut short.
+        minimum = widest_id if header == "run" else None
+        table.add_column(header, justify=justify, no_wrap=True, min_width=minimum)
     for run in runs:
         status_text = _status_text(run.status)
         if run.simulated:
