@@ -11,73 +11,182 @@ print(triage.to_mermaid())
 ```
 """
 
-from ._agent import CompiledAgent
-from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
-from ._anthropic import AnthropicModel
-from ._backends import anthropic_model, simulated_model
-from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
-from ._builder import Workflow
-from ._cache import CachedModel
-from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
-from ._engine import Engine
-from ._errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    Location,
-    MicroagentsError,
-    ModelConnectionError,
-    ModelError,
-    ModelNotFoundError,
-    ModelTimeoutError,
-    OverloadedError,
-    PermissionDeniedError,
-    Problem,
-    RateLimitedError,
-    ServerError,
-    SpecError,
-)
-from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
-from ._model import (
-    ContentBlock,
-    Message,
-    Model,
-    ModelRequest,
-    ModelResponse,
-    StreamEnd,
-    StreamEvent,
-    StreamingModel,
-    TextBlock,
-    TextDelta,
-    ToolChoice,
-    ToolDefinition,
-    ToolResultBlock,
-    ToolUseBlock,
-    Usage,
-)
-from ._project import Project
-from ._ratelimit import RateLimitedModel
-from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
-from ._results import (
-    Attempt,
-    Escalated,
-    Escalation,
-    NodeFinished,
-    NodeRun,
-    NodeStarted,
-    RunEvent,
-    RunFinished,
-    RunResult,
-    ToolCalled,
-)
-from ._retry import RetryingModel, RetryPolicy
-from ._simulate import SimulatedLatency, SimulatedModel
-from ._summary import BatchSummary
-from ._telemetry import default_tracing, flush_traces
-from ._tiers import Price, RateLimits, Tier, TierTable
-from ._tools import Tool, Tools, tool
-from ._trace_store import SqliteSpanExporter, TraceStore
-from ._tracing import TracedModel, Tracing
-from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
+# Names are imported on first use (PEP 562), so that `import microagents` stays fast: the
+# engine, tracing and the SDKs load only when a program touches them.
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._agent import CompiledAgent
+    from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
+    from ._anthropic import AnthropicModel
+    from ._backends import anthropic_model, simulated_model
+    from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
+    from ._builder import Workflow
+    from ._cache import CachedModel
+    from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
+    from ._engine import Engine
+    from ._errors import (
+        AuthenticationError,
+        InvalidRequestError,
+        Location,
+        MicroagentsError,
+        ModelConnectionError,
+        ModelError,
+        ModelNotFoundError,
+        ModelTimeoutError,
+        OverloadedError,
+        PermissionDeniedError,
+        Problem,
+        RateLimitedError,
+        ServerError,
+        SpecError,
+    )
+    from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
+    from ._model import (
+        ContentBlock,
+        Message,
+        Model,
+        ModelRequest,
+        ModelResponse,
+        StreamEnd,
+        StreamEvent,
+        StreamingModel,
+        TextBlock,
+        TextDelta,
+        ToolChoice,
+        ToolDefinition,
+        ToolResultBlock,
+        ToolUseBlock,
+        Usage,
+    )
+    from ._project import Project
+    from ._ratelimit import RateLimitedModel
+    from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
+    from ._results import (
+        Attempt,
+        Escalated,
+        Escalation,
+        NodeFinished,
+        NodeRun,
+        NodeStarted,
+        RunEvent,
+        RunFinished,
+        RunResult,
+        ToolCalled,
+    )
+    from ._retry import RetryingModel, RetryPolicy
+    from ._simulate import SimulatedLatency, SimulatedModel
+    from ._summary import BatchSummary
+    from ._telemetry import default_tracing, flush_traces
+    from ._tiers import Price, RateLimits, Tier, TierTable
+    from ._tools import Tool, Tools, tool
+    from ._trace_store import SqliteSpanExporter, TraceStore
+    from ._tracing import TracedModel, Tracing
+    from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
+
+_LAZY: dict[str, str] = {
+    "AgentRegistry": "._registry",
+    "AgentSource": "._registry",
+    "AgentSpec": "._agent_spec",
+    "AnthropicModel": "._anthropic",
+    "Attempt": "._results",
+    "AuthenticationError": "._errors",
+    "BatchObserver": "._batch",
+    "BatchProgress": "._batch",
+    "BatchRunner": "._batch",
+    "BatchSummary": "._summary",
+    "CachedModel": "._cache",
+    "CheckpointStore": "._checkpoint",
+    "CompiledAgent": "._agent",
+    "CompiledEdge": "._graph",
+    "CompiledNode": "._graph",
+    "CompiledWorkflow": "._graph",
+    "ContentBlock": "._model",
+    "EdgeSpec": "._workflow_spec",
+    "Engine": "._engine",
+    "Escalated": "._results",
+    "Escalation": "._results",
+    "EscalationSpec": "._agent_spec",
+    "Example": "._agent_spec",
+    "FolderSource": "._registry",
+    "InvalidRequestError": "._errors",
+    "Location": "._errors",
+    "Message": "._model",
+    "MicroagentsError": "._errors",
+    "Model": "._model",
+    "ModelConnectionError": "._errors",
+    "ModelError": "._errors",
+    "ModelNotFoundError": "._errors",
+    "ModelRequest": "._model",
+    "ModelResponse": "._model",
+    "ModelTimeoutError": "._errors",
+    "NodeFinished": "._results",
+    "NodeRun": "._results",
+    "NodeSpec": "._workflow_spec",
+    "NodeStarted": "._results",
+    "OverloadedError": "._errors",
+    "PermissionDeniedError": "._errors",
+    "Price": "._tiers",
+    "Problem": "._errors",
+    "Project": "._project",
+    "RateLimitedError": "._errors",
+    "RateLimitedModel": "._ratelimit",
+    "RateLimits": "._tiers",
+    "ResolutionError": "._registry",
+    "RetryPolicy": "._retry",
+    "RetryingModel": "._retry",
+    "RunEvent": "._results",
+    "RunFinished": "._results",
+    "RunResult": "._results",
+    "SQLiteCheckpointStore": "._checkpoint",
+    "ServerError": "._errors",
+    "SimulatedLatency": "._simulate",
+    "SimulatedModel": "._simulate",
+    "SpecError": "._errors",
+    "SqliteSpanExporter": "._trace_store",
+    "StreamEnd": "._model",
+    "StreamEvent": "._model",
+    "StreamingModel": "._model",
+    "TextBlock": "._model",
+    "TextDelta": "._model",
+    "Tier": "._tiers",
+    "TierTable": "._tiers",
+    "Tool": "._tools",
+    "ToolCalled": "._results",
+    "ToolChoice": "._model",
+    "ToolDefinition": "._model",
+    "ToolResultBlock": "._model",
+    "ToolUseBlock": "._model",
+    "Tools": "._tools",
+    "TraceStore": "._trace_store",
+    "TracedModel": "._tracing",
+    "Tracing": "._tracing",
+    "Trigger": "._agent_spec",
+    "Usage": "._model",
+    "Workflow": "._builder",
+    "WorkflowSpec": "._workflow_spec",
+    "anthropic_model": "._backends",
+    "default_tracing": "._telemetry",
+    "flush_traces": "._telemetry",
+    "run_batch": "._batch",
+    "simulated_model": "._backends",
+    "tool": "._tools",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'microagents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

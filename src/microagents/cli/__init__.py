@@ -11,12 +11,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .._errors import MicroagentsError, Problem, SpecError
-from .._project import Project
+
+if TYPE_CHECKING:  # the project (graph, networkx, pydantic) loads when a command needs it
+    from .._project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in microagents, never "some items failed"
@@ -44,6 +46,8 @@ def _project_options(command: F) -> F:
 
 
 def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> Project:
+    from .._project import Project
+
     for folder in agent_dirs:
         if not folder.is_dir():
             raise MicroagentsError(f"agent folder '{folder}' does not exist; check --agents")
