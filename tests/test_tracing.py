@@ -33,7 +33,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def tracing_to(exporter: InMemorySpanExporter, *, capture_content: bool = False) -> Tracing:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Tracing(provider.get_tracer("test"), capture_content=capture_content)
+    return Tracing.from_provider(provider, capture_content=capture_content)
 
 
 def triage_script(request: ModelRequest) -> ModelResponse:
@@ -222,7 +222,7 @@ def test_otlp_http_export_to_a_loopback_receiver(
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
         monkeypatch.setenv("MICROAGENTS_TRACE_STORE", "off")
         provider = _make_provider()
-        result = run_triage(project, Tracing(provider.get_tracer("microagents")))
+        result = run_triage(project, Tracing.from_provider(provider))
         provider.force_flush()
         provider.shutdown()
     finally:
@@ -249,3 +249,63 @@ def test_otlp_http_export_to_a_loopback_receiver(
         for span in scope.spans
     }
     assert trace_ids == {result.trace_id}
+
+
+def test_the_fast_sdk_path_and_the_plain_api_path_make_the_same_tree(project: ma.Project) -> None:
+    """With an SDK provider, hops are recorded as light spans handed to its processors; with
+    any other provider the OpenTelemetry API is used. A reader must not see a difference."""
+    trees = []
+    for fast in (True, False):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracing = (
+            Tracing.from_provider(provider) if fast else Tracing(provider.get_tracer("microagents"))
+        )
+        run_triage(project, tracing)
+        trees.append(tree(exporter.get_finished_spans()))
+    assert trees[0] == trees[1]
+
+
+def test_a_run_joins_the_applications_current_trace(
+    project: ma.Project, spans: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app_tracer = provider.get_tracer("app")
+    with app_tracer.start_as_current_span("handle request") as outer:
+        result = run_triage(project, Tracing.from_provider(provider))
+    outer_context = outer.get_span_context()
+    root = next(s for s in spans.get_finished_spans() if s.name.startswith("invoke_workflow"))
+    assert result.trace_id == format(outer_context.trace_id, "032x")
+    assert root.parent is not None
+    assert root.parent.span_id == outer_context.span_id
+
+
+def test_tools_see_the_hop_as_their_current_span(
+    tmp_path: Any, spans: InMemorySpanExporter
+) -> None:
+    from opentelemetry import trace
+
+    seen: list[int] = []
+
+    @ma.tool(name="probe")
+    async def probe(item: Any) -> str:
+        """Record the trace the tool runs in."""
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+        return "ok"
+
+    flow = ma.Workflow(
+        "t",
+        input={"type": "object", "properties": {"x": {"type": "string"}}},
+        output="{{ nodes.p.output }}",
+    ).node("p", tool=probe, input={"item": "{{ input.x }}"})
+    workflow = flow.compile(ma.Project(tmp_path))
+
+    async def main() -> ma.RunResult:
+        async with Engine(FakeModel(), tracing=tracing_to(spans)) as engine:
+            return await engine.run(workflow, {"x": "1"})
+
+    result = anyio.run(main)
+    assert result.ok, result.error
+    assert seen == [int(result.trace_id or "0", 16)]

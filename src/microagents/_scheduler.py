@@ -35,7 +35,6 @@ from ._results import (
 )
 from ._runner import AgentFailed, run_agent
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
-from ._tracing import current_span
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -360,9 +359,12 @@ class WorkflowRun:
             self.last_rung[node.id] = outcome.rung
             return outcome.output, outcome.attempts
         if node.tool is not None:
-            outcome_tool = await call_tool(
-                node.tool, inputs, time_limit=node.spec.timeout or DEFAULT_TOOL_TIMEOUT
-            )
+            limit = node.spec.timeout or DEFAULT_TOOL_TIMEOUT
+            if self.engine.tracing is None:
+                outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
+            else:
+                with self.engine.tracing.tool_context():
+                    outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
             if outcome_tool.error is not None:
                 raise NodeError(outcome_tool.error)
             return outcome_tool.value, ()
@@ -387,8 +389,9 @@ class WorkflowRun:
             climb = Escalation(node_id, visit, "rejected", ladder[previous], ladder[start])
             self.escalations.append(climb)
             if self.engine.tracing is not None:  # we are inside the node's span
-                self.engine.tracing.escalation_event(
-                    current_span(), "rejected", climb.from_tier, climb.to_tier
+                tracing = self.engine.tracing
+                tracing.escalation_event(
+                    tracing.current(), "rejected", climb.from_tier, climb.to_tier
                 )
             if self.on_event is not None:
                 self.on_event(Escalated(climb))

@@ -55,12 +55,7 @@ def default_tracing() -> Tracing:
         elif isinstance(provider, TracerProvider) and _store_enabled():
             provider.add_span_processor(BatchSpanProcessor(_store_exporter()))
             _provider = provider
-        from . import __version__
-
-        _default = Tracing(
-            provider.get_tracer("microagents", __version__),
-            capture_content=capture_content_from_env(),
-        )
+        _default = Tracing.from_provider(provider, capture_content=capture_content_from_env())
         return _default
 
 
