@@ -53,7 +53,7 @@ def default_tracing() -> Tracing:
             trace.set_tracer_provider(provider)
             _provider = provider
         elif isinstance(provider, TracerProvider) and _store_enabled():
-            provider.add_span_processor(BatchSpanProcessor(_store_exporter()))
+            provider.add_span_processor(_store_processor())
             _provider = provider
         _default = Tracing.from_provider(provider, capture_content=capture_content_from_env())
         return _default
@@ -73,6 +73,20 @@ def _store_enabled() -> bool:
     )
 
 
+# A bounded queue (so a stalled disk cannot eat memory) deep enough that a burst of fast runs
+# does not drop spans before the exporter thread catches up; batches amortise SQLite commits.
+STORE_QUEUE_SIZE = 16_384
+STORE_BATCH_SIZE = 1_024
+
+
+def _store_processor() -> BatchSpanProcessor:
+    return BatchSpanProcessor(
+        _store_exporter(),
+        max_queue_size=STORE_QUEUE_SIZE,
+        max_export_batch_size=STORE_BATCH_SIZE,
+    )
+
+
 def _store_exporter() -> SpanExporter:
     from ._trace_store import SqliteSpanExporter
 
@@ -83,7 +97,7 @@ def _make_provider() -> TracerProvider:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "microagents")})
     provider = TracerProvider(resource=resource)
     if _store_enabled():
-        provider.add_span_processor(BatchSpanProcessor(_store_exporter()))
+        provider.add_span_processor(_store_processor())
     exporters = {
         name.strip().lower()
         for name in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")
