@@ -539,3 +539,36 @@ def test_run_sync_with_the_simulated_backend(
     assert result.ok, result.error
     assert result.simulated
     assert result.to_json()["simulated"] is True
+
+
+def test_a_whole_upstream_output_binds_to_an_object_input(tmp_path: Path) -> None:
+    class Record(BaseModel):
+        order_id: str
+
+    class Verdict(BaseModel):
+        valid: bool
+
+    extract = ma.AgentSpec(
+        name="extractor", version="1.0.0", description="e", prompt="{{ text }}",
+        input=Ticket, output=Record,
+    )  # fmt: skip
+    record_input = {"type": "object", "properties": {"record": {"type": "object"}}}
+    check = ma.AgentSpec(
+        name="validator", version="1.0.0", description="v", prompt="{{ record }}",
+        input={**record_input, "required": ["record"]}, output=Verdict,
+    )  # fmt: skip
+    flow = (
+        ma.Workflow("pair", input=TICKET, output="{{ nodes.check.output }}")
+        .node("extract", agent=extract, input={"text": "{{ input.ticket }}"})
+        .node("check", agent=check, input={"record": "{{ nodes.extract.output }}"})
+        .edge("extract", "check")
+    )
+
+    def script(request: ModelRequest) -> Any:
+        if request.metadata["agent"] == "extractor":
+            return answer(request, order_id="A1")
+        assert "A1" in request.messages[0].content[0].text  # type: ignore[union-attr]
+        return answer(request, valid=True)
+
+    result, _ = run(flow.compile(ma.Project(tmp_path)), script)
+    assert result.ok, result.error

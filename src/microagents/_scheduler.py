@@ -32,6 +32,7 @@ from ._results import (
     NodeStarted,
     RunEvent,
     RunResult,
+    jsonable,
 )
 from ._runner import AgentFailed, run_agent
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
@@ -327,7 +328,9 @@ class WorkflowRun:
         self, plan_node: PlanNode, visit: int, context: Mapping[str, Any]
     ) -> tuple[Any, tuple[Attempt, ...]]:
         node = plan_node.node
-        inputs = evaluate_value(node.inputs, context) or {}
+        # Plain data in: a bound upstream output is a pydantic object, and an input schema
+        # of `type: object` (or a tool's dict parameter) takes a mapping.
+        inputs = jsonable(evaluate_value(node.inputs, context) or {})
         if node.agent is not None:
             assert plan_node.prepared is not None
             assert node.escalation is not None
