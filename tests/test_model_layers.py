@@ -165,3 +165,17 @@ def test_simulated_agents_with_tools_answer_in_one_call() -> None:
     result = workflow.run_sync({"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
     assert result.ok, result.error
     assert all(attempt.calls == 1 for run in result.nodes for attempt in run.attempts)
+
+
+def test_simulated_answers_do_not_depend_on_the_latency_scale() -> None:
+    router = ma.Project(ROOT).registry.resolve("router")
+
+    async def answers(scale: float) -> list[float]:
+        model = SimulatedModel([router], latency=SimulatedLatency(scale=scale, sigma=0.0))
+        found = []
+        for i in range(20):
+            response = await model.complete(route_request(f"ticket {i}"))
+            found.append(float(response.tool_uses[0].input["confidence"]))
+        return found
+
+    assert anyio.run(answers, 0.0) == anyio.run(answers, 0.0001)

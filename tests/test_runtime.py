@@ -572,3 +572,70 @@ def test_a_whole_upstream_output_binds_to_an_object_input(tmp_path: Path) -> Non
 
     result, _ = run(flow.compile(ma.Project(tmp_path)), script)
     assert result.ok, result.error
+
+
+def test_a_failure_in_a_parallel_branch_or_a_map_item_is_a_failed_result(tmp_path: Path) -> None:
+    spec = agent(escalation=None)
+    fork = (
+        ma.Workflow(
+            "fork", input=TICKET, output={"b": "{{ nodes.b.output }}", "c": "{{ nodes.c.output }}"}
+        )
+        .node("a", agent=spec, input={"text": "{{ input.ticket }}"})
+        .node("b", agent=spec, input={"text": "b"})
+        .node("c", agent=spec, input={"text": "c"})
+        .edge("a", "b")
+        .edge("a", "c")
+        .compile(ma.Project(tmp_path))
+    )
+
+    def script(request: ModelRequest) -> Any:
+        if request.messages[0].content[0].text == "Answer: c":  # type: ignore[union-attr]
+            return response(request, TextBlock("no"), stop="refusal")
+        return answer(request, text="ok", confidence=0.9)
+
+    result, _ = run(fork, script)
+    assert (result.status, result.failed_node) == ("failed", "c")
+
+
+def test_a_sync_tool_is_stopped_waiting_for_at_its_timeout(tmp_path: Path) -> None:
+    import time as clock
+
+    @ma.tool(name="stuck")
+    def stuck(item: str) -> str:
+        """Blocks far longer than its node allows."""
+        clock.sleep(1.0)
+        return item
+
+    flow = (
+        ma.Workflow("slow_tool", input=TICKET, output="{{ nodes.t.output }}")
+        .node("t", tool=stuck, input={"item": "{{ input.ticket }}"}, timeout=0.05)
+        .compile(ma.Project(tmp_path))
+    )
+    started = clock.perf_counter()
+    result, _ = run(flow, lambda r: None)
+    assert not result.ok
+    assert "timed out after 0.05 s" in (result.error or "")
+    assert clock.perf_counter() - started < 0.9
+
+
+def test_node_retries_keep_the_cost_of_failed_tries_and_are_not_escalations(
+    tmp_path: Path,
+) -> None:
+    spec = agent(escalation=None)
+    flow = (
+        ma.Workflow("retry", input=TICKET, output="{{ nodes.work.output }}")
+        .node("work", agent=spec, input={"text": "{{ input.ticket }}"}, retries=1)
+        .compile(ma.Project(tmp_path))
+    )
+    calls = [0]
+
+    def script(request: ModelRequest) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            return response(request, TextBlock("no"), stop="refusal")
+        return answer(request, text="ok", confidence=0.9)
+
+    result, _ = run(flow, script)
+    assert result.ok
+    assert result.cost_usd == pytest.approx(0.002)  # both tries were paid for
+    assert result.escalations == ()

@@ -337,7 +337,12 @@ class BatchRunner:
         try:
             assert entry.value is not None
             try:
-                result = await self.engine.run(self.workflow, entry.value, on_event=self._on_event)
+                result = await self.engine.run(
+                    self.workflow,
+                    entry.value,
+                    labels={"batch_index": str(entry.index)},
+                    on_event=self._on_event,
+                )
             except Exception as exc:  # a bug; the batch goes on, the item says what happened
                 self.stats.add_failure()
                 error = (

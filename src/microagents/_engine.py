@@ -115,7 +115,7 @@ class Engine:
         exception; errors raised are bugs or cancellation."""
         plan, input_model = self.plan(workflow)
         run_id = f"{self._run_prefix}-{next(self._run_ids)}"
-        nested = labels is not None and "run" in labels  # a sub-workflow's run
+        nested = labels is not None and "run" in labels  # a sub-workflow's run (not a batch's)
         if input_model is not None:
             try:
                 input_model.model_validate(run_input)

@@ -116,7 +116,11 @@ class WorkflowRun:
         try:
             for node_id in self.plan.workflow.entry:
                 self.status[node_id] = QUEUED
-            await self._drive(list(self.plan.workflow.entry))
+            try:
+                await self._drive(list(self.plan.workflow.entry))
+            except BaseExceptionGroup as group:
+                # A failure inside a fork or a map arrives wrapped by its task group.
+                raise _run_failure(group) from None
         except _RunFailed as failure:
             failed = failure
         output = None
@@ -173,7 +177,7 @@ class WorkflowRun:
             node = plan_node.node
             with tracing.node_span(node.kind, node.target, node.id, visit, item_index) as span:
                 run = await self._timed(plan_node, visit, context, item_index)
-                tracing.finish_node(span, run)
+                tracing.finish_node(span, run, node.kind)
         self._record(run)
         return run
 
@@ -312,9 +316,12 @@ class WorkflowRun:
         for _ in range(tries):
             try:
                 if spec.timeout is None:
-                    return await self._execute_once(plan_node, visit, context)
-                with anyio.fail_after(spec.timeout):
-                    return await self._execute_once(plan_node, visit, context)
+                    output, attempts = await self._execute_once(plan_node, visit, context)
+                else:
+                    with anyio.fail_after(spec.timeout):
+                        output, attempts = await self._execute_once(plan_node, visit, context)
+                # Earlier failed tries cost money too: they stay in the record.
+                return output, spent + attempts
             except TimeoutError:
                 message = f"timed out after {spec.timeout:g} s"
             except NodeError as error:
@@ -404,9 +411,11 @@ class WorkflowRun:
 
     def _record(self, run: NodeRun) -> None:
         self.node_runs.append(run)
-        # Climbs within this visit: each attempt that ended on a trigger led to the next.
+        # Climbs within this visit: each attempt that ended on a trigger led to the next
+        # (a sub-workflow's attempts are its own nodes', and a node retry is not a climb).
+        kind = self.plan.nodes[run.node].node.kind
         for attempt, following in itertools.pairwise(run.attempts):
-            if attempt.trigger is not None:
+            if kind == "agent" and attempt.trigger is not None and following.tier != attempt.tier:
                 self.escalations.append(
                     Escalation(run.node, run.visit, attempt.trigger, attempt.tier, following.tier)
                 )
@@ -437,6 +446,18 @@ class WorkflowRun:
             simulated=simulated,
             input=self.input,
         )
+
+
+def _run_failure(group: BaseExceptionGroup) -> BaseException:
+    """The run's own failure out of a task group's exception group, or the group itself
+    when something else (a bug, a cancellation) is in it."""
+    failures, others = group.split(_RunFailed)
+    if others is not None or failures is None:
+        return group
+    leaf: BaseException = failures
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 class _InputError(NodeError):

@@ -44,10 +44,13 @@ class SimulatedLatency:
     scale: float = 1.0
 
     def draw(self, model: str, rng: random.Random) -> float:
+        # Always draw, so that the answers that follow from the same generator do not
+        # depend on whether latency is simulated.
+        spread = math.exp(rng.gauss(0.0, self.sigma))
         if self.scale <= 0:
             return 0.0
         median = next((m for name, m in self.medians.items() if name in model), 1.0)
-        return self.scale * median * math.exp(rng.gauss(0.0, self.sigma))
+        return self.scale * median * spread
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,11 @@ async def call_tool(
                 value = await tool.function(**kwargs)
             else:
                 # Sync tools may block (files, HTTP): never on the event loop.
-                value = await anyio.to_thread.run_sync(partial(tool.function, **kwargs))
+                # A thread cannot be interrupted: on timeout we stop waiting for it (its
+                # result is discarded) rather than block the run until it returns.
+                value = await anyio.to_thread.run_sync(
+                    partial(tool.function, **kwargs), abandon_on_cancel=True
+                )
     except TimeoutError:
         return ToolOutcome(None, f"{tool.name} timed out after {time_limit:g} s")
     except Exception as exc:  # a tool's failure is information for the model, not a crash

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -185,8 +186,12 @@ class Tracing:
 
         self.tracer = tracer
         self.capture_content = capture_content
+        # The fast path is the SDK's own (disabled with it: OTEL_SDK_DISABLED=true).
+        sdk_on = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
         self._sink = (
-            _Sink(provider, __version__) if isinstance(provider, SdkTracerProvider) else None
+            _Sink(provider, __version__)
+            if sdk_on and isinstance(provider, SdkTracerProvider)
+            else None
         )
 
     @classmethod
@@ -279,7 +284,7 @@ class Tracing:
         self, kind: str, target: str, node_id: str, visit: int, item_index: int | None = None
     ) -> Iterator[SpanLike]:
         operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
-        name_key = sc.AGENT_NAME if kind == "agent" else sc.TOOL_NAME
+        name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: operation,
             name_key: target.split("@", 1)[0],
@@ -296,9 +301,9 @@ class Tracing:
         with self._span(f"{operation} {target.split('@', 1)[0]}", attributes) as span:
             yield span
 
-    def finish_node(self, span: SpanLike, run: NodeRun) -> None:
+    def finish_node(self, span: SpanLike, run: NodeRun, kind: str = "agent") -> None:
         attempts = run.attempts
-        if attempts:
+        if attempts and kind == "agent":
             usage = run.usage
             span.set_attributes(
                 {
@@ -395,6 +400,10 @@ class TracedModel:
             except ModelError as error:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
+                span.add_event(
+                    "exception",
+                    {"exception.type": type(error).__name__, "exception.message": str(error)},
+                )
                 raise
             usage = response.usage
             finished: dict[str, Any] = {
