@@ -639,3 +639,29 @@ def test_node_retries_keep_the_cost_of_failed_tries_and_are_not_escalations(
     assert result.ok
     assert result.cost_usd == pytest.approx(0.002)  # both tries were paid for
     assert result.escalations == ()
+
+
+def test_run_many_and_stream_can_be_closed_early() -> None:
+    workflow = one_agent_flow(agent())
+    model = FakeModel(lambda r: answer(r, text="x", confidence=0.9))
+
+    async def main() -> tuple[int, int]:
+        async with Engine(model) as engine:
+            inputs = ({"ticket": f"t{i}"} for i in range(1_000))
+            seen = 0
+            async with contextlib.aclosing(
+                engine.run_many(workflow, inputs, concurrency=4)
+            ) as runs:
+                async for _ in runs:
+                    seen += 1
+                    if seen == 5:
+                        break
+            events = 0
+            async with contextlib.aclosing(engine.stream(workflow, {"ticket": "t"})) as stream:
+                async for _ in stream:
+                    events += 1
+                    break
+            return seen, events
+
+    assert anyio.run(main) == (5, 1)
+    assert len(model.requests) < 100  # closing stopped the intake

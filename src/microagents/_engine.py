@@ -7,6 +7,7 @@ runs. `CompiledWorkflow.run`/`run_sync`/`run_many`/`stream` are shortcuts onto o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -140,9 +141,10 @@ class Engine:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> AsyncIterator[tuple[int, RunResult]]:
         """Run every input, `concurrency` at a time, yielding ``(index, result)`` as each
-        finishes. Inputs are read lazily, so an endless or huge source is fine."""
+        finishes. Inputs are read lazily, so an endless or huge source is fine. To stop early,
+        iterate inside `contextlib.aclosing(...)`: closing cancels the runs in flight."""
         send, receive = anyio.create_memory_object_stream[tuple[int, RunResult]](concurrency)
-        async with anyio.create_task_group() as group:
+        async with _closable(), anyio.create_task_group() as group:
             group.start_soon(self._feed, workflow, inputs, concurrency, send)
             async with receive:
                 async for item in receive:
@@ -189,11 +191,25 @@ class Engine:
                 result = await self.run(workflow, run_input, on_event=send.send_nowait)
                 await send.send(RunFinished(result))
 
-        async with anyio.create_task_group() as group:
+        async with _closable(), anyio.create_task_group() as group:
             group.start_soon(produce)
             async with receive:
                 async for event in receive:
                     yield event
+
+
+@contextlib.asynccontextmanager
+async def _closable() -> AsyncIterator[None]:
+    """Let an async generator that yields inside a task group be closed early: the task
+    group reports the close (GeneratorExit) inside an exception group, and a generator must
+    raise it bare."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        closing, rest = group.split((GeneratorExit, anyio.get_cancelled_exc_class()))
+        if rest is None and closing is not None and closing.subgroup(GeneratorExit) is not None:
+            raise GeneratorExit from None
+        raise
 
 
 def _both(first: EventSink | None, second: EventSink | None) -> EventSink | None:

@@ -166,7 +166,7 @@ class CompiledWorkflow:
         backend: Backend = "anthropic",
     ) -> AsyncIterator[tuple[int, RunResult]]:
         """Run every input, `concurrency` at a time; yield ``(index, result)`` as each ends.
-        Iterate to the end, or wrap in `contextlib.aclosing` to stop early."""
+        To stop early, iterate inside `contextlib.aclosing(...)`."""
         from ._engine import Engine
 
         async with (
