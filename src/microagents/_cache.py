@@ -31,6 +31,7 @@ from ._model import (
     Usage,
     aclose_inner,
 )
+from ._sqlite import open_store
 
 EVICT_EVERY = 100
 
@@ -115,11 +116,7 @@ class CachedModel:
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(SCHEMA)
-            self._connection = connection
+            self._connection = open_store(self.path, SCHEMA)
         return self._connection
 
     def _get(self, key: str) -> ModelResponse | None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio.to_thread
 
 from ._builtin_tools import microagents_home
+from ._sqlite import open_store
 
 if TYPE_CHECKING:
     from ._graph import CompiledWorkflow
@@ -174,17 +175,9 @@ class SQLiteCheckpointStore:
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit, one per `save`.
-            connection = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            # FULL syncs the log at each commit: a commit is once per flush, not per item, and
-            # a power cut must not forget items that were paid for.
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.executescript(SCHEMA)
-            self._connection = connection
+            # FULL: a commit is once per flush, not per item, and a power cut must not forget
+            # items that were paid for.
+            self._connection = open_store(self.path, SCHEMA, synchronous="FULL")
         return self._connection
 
     def _open(self, batch: str, resume: bool, label: str) -> BatchState:
