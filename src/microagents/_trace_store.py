@@ -201,12 +201,28 @@ _SECRET_PREFIXES = ("sk-ant-", "Bearer ")
 _EMBEDDED_SECRET = re.compile(r"sk-ant-[A-Za-z0-9_\-]+|Bearer\s+[A-Za-z0-9._~+/=\-]{16,}")
 
 
+_secret_keys: dict[str, bool] = {}
+"""Key → whether it names a secret; spans repeat a few dozen keys, so each is checked once."""
+
+
+def _is_secret_key(key: str) -> bool:
+    known = _secret_keys.get(key)
+    if known is None:
+        if len(_secret_keys) > 10_000:
+            _secret_keys.clear()
+        lowered = key.lower()
+        known = _secret_keys[key] = any(part in lowered for part in _SECRET_KEY_PARTS)
+    return known
+
+
 def _is_secret(key: str, value: object) -> bool:
-    lowered = key.lower()
-    if any(part in lowered for part in _SECRET_KEY_PARTS):
+    if _is_secret_key(key):
         return True
-    values = value if isinstance(value, list | tuple) else (value,)
-    return any(isinstance(v, str) and v.startswith(_SECRET_PREFIXES) for v in values)
+    if type(value) is str:
+        return value.startswith(_SECRET_PREFIXES)
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, str) and v.startswith(_SECRET_PREFIXES) for v in value)
+    return False
 
 
 def _redact(text: str) -> str:
