@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,10 +23,8 @@ Trigger = Literal[
 """What can make a step climb its escalation ladder (see docs/concepts.md)."""
 
 DEFAULT_TRIGGERS: tuple[Trigger, ...] = ("invalid_output", "refusal", "max_tokens", "error", "self")
-TIERS = ("haiku", "sonnet", "opus")
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)?$"
-_NAME = re.compile(NAME_PATTERN)
 
 
 class Strict(BaseModel):
@@ -177,7 +174,3 @@ def check_version(value: Any) -> str:
     except VersionError as exc:
         raise ValueError(str(exc)) from None
     return value
-
-
-def is_valid_name(name: str) -> bool:
-    return _NAME.match(name) is not None

@@ -250,11 +250,24 @@ class _Compiler:
         self.graph: nx.DiGraph = nx.DiGraph(name=spec.name)
         self.nodes: dict[str, CompiledNode] = {}
         self.tool_checked: set[str] = set()
+        self.quiet = False
 
     # -- reporting -------------------------------------------------------------------------
 
     def problem(self, code: str, message: str, *path: str | int) -> None:
-        self.problems.append(Problem(code, message, self.source.locate(*path), format_path(path)))
+        if not self.quiet:
+            self.problems.append(
+                Problem(code, message, self.source.locate(*path), format_path(path))
+            )
+
+    def quiet_schema(self, reference: tuple[str, ...], before: set[str]) -> JsonSchema | None:
+        """`reference_schema` without reporting: for type inference over references whose
+        problems are reported once, where they are checked."""
+        self.quiet = True
+        try:
+            return self.reference_schema(reference, before, (), None)
+        finally:
+            self.quiet = False
 
     def warn(self, code: str, message: str, *path: str | int) -> None:
         self.warnings.append(
@@ -771,8 +784,7 @@ class _Compiler:
             names = BINDING_NAMES | MAP_NAMES if mapped else BINDING_NAMES
             if value.direct[0] not in names:
                 return None
-            probe = _Silent(self)
-            schema = probe.reference_schema(value.direct, before, (), None)
+            schema = self.quiet_schema(value.direct, before)
             return json_types(schema)
         return frozenset({json_type_of(value)})
 
@@ -853,30 +865,20 @@ class _Compiler:
                 )
 
     def output_schema(self, output: Any) -> JsonSchema | None:
-        probe = _Silent(self)
         every = set(self.spec.nodes)
         if isinstance(output, Expression):
             if output.direct is None:
                 return None
-            return probe.reference_schema(output.direct, every, (), None)
+            return self.quiet_schema(output.direct, every)
         if isinstance(output, dict):
             properties = {}
             for key, value in output.items():
                 schema = None
                 if isinstance(value, Expression) and value.direct is not None:
-                    schema = probe.reference_schema(value.direct, every, (), None)
+                    schema = self.quiet_schema(value.direct, every)
                 properties[key] = schema or {}
             return {"type": "object", "properties": properties}
         return None
-
-
-class _Silent(_Compiler):
-    """The same lookups, with problems discarded (they are reported once, elsewhere)."""
-
-    def __init__(self, parent: _Compiler) -> None:
-        self.__dict__.update(parent.__dict__)
-        self.problems = []
-        self.warnings = []
 
 
 def case_text(value: Any) -> str:

@@ -16,15 +16,10 @@ import anyio
 import anyio.to_thread
 from pydantic import ValidationError
 
-from ._errors import MicroagentsError
 from ._results import jsonable
 from ._tools import Tool
 
 DEFAULT_TOOL_TIMEOUT = 30.0
-
-
-class ToolError(MicroagentsError):
-    """A tool node failed: bad arguments, an exception, or a timeout."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,9 +122,6 @@ class Tools(Mapping[str, Tool]):
         """Every `Tool` defined at the top level of `module`."""
         return cls(value for value in vars(module).values() if isinstance(value, Tool))
 
-    def merged(self, other: Iterable[Tool]) -> Tools:
-        return Tools([*self._tools.values(), *other])
-
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]
 
