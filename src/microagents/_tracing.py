@@ -20,8 +20,8 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -166,6 +166,25 @@ class _Sink:
         self.provider._active_span_processor.on_end(readable)
 
 
+class _LightScope:
+    """`with` for a light span: a plain object, cheaper than a generator context manager."""
+
+    __slots__ = ("attributes", "kind", "light", "name", "sink", "token")
+
+    def __init__(self, sink: _Sink, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
+        self.sink = sink
+        self.name = name
+        self.kind = kind
+        self.attributes = attributes
+
+    def __enter__(self) -> _LightSpan:
+        self.light, self.token = self.sink.start(self.name, self.kind, self.attributes)
+        return self.light
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.sink.end(self.light, self.token)
+
+
 class Tracing:
     """Creates the spans of runs with one OpenTelemetry `Tracer`.
 
@@ -205,26 +224,19 @@ class Tracing:
             provider=provider,
         )
 
-    @contextmanager
     def _span(
         self, name: str, attributes: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL
-    ) -> Iterator[SpanLike]:
+    ) -> AbstractContextManager[SpanLike]:
         sink = self._sink
         if sink is None:
-            with self.tracer.start_as_current_span(
+            return self.tracer.start_as_current_span(
                 name,
                 kind=kind,
                 attributes=attributes,
                 record_exception=False,
                 set_status_on_exception=False,
-            ) as span:
-                yield span
-            return
-        light, token = sink.start(name, kind, attributes)
-        try:
-            yield light
-        finally:
-            sink.end(light, token)
+            )
+        return _LightScope(sink, name, kind, attributes)
 
     def current(self) -> SpanLike:
         """The span of the hop running now."""
@@ -239,7 +251,6 @@ class Tracing:
             return nullcontext()
         return trace.use_span(NonRecordingSpan(light.context), end_on_exit=False)
 
-    @contextmanager
     def run_span(
         self,
         workflow: str,
@@ -248,7 +259,7 @@ class Tracing:
         *,
         nested: bool,
         batch_index: int | None,
-    ) -> Iterator[SpanLike]:
+    ) -> AbstractContextManager[SpanLike]:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_WORKFLOW,
             sc.WORKFLOW_NAME: workflow,
@@ -259,8 +270,7 @@ class Tracing:
             attributes[sc.RUN_NESTED] = True
         if batch_index is not None:
             attributes[sc.BATCH_INDEX] = batch_index
-        with self._span(f"{sc.OP_WORKFLOW} {workflow}", attributes) as span:
-            yield span
+        return self._span(f"{sc.OP_WORKFLOW} {workflow}", attributes)
 
     def finish_run(self, span: SpanLike, result: RunResult) -> None:
         span.set_attributes(
@@ -279,10 +289,9 @@ class Tracing:
             if result.failed_node:
                 span.set_attribute(sc.NODE_ID, result.failed_node)
 
-    @contextmanager
     def node_span(
         self, kind: str, target: str, node_id: str, visit: int, item_index: int | None = None
-    ) -> Iterator[SpanLike]:
+    ) -> AbstractContextManager[SpanLike]:
         operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
         name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
         attributes: dict[str, Any] = {
@@ -298,8 +307,7 @@ class Tracing:
             attributes[sc.TOOL_TYPE] = "function"
         if item_index is not None:
             attributes[sc.ITEM_INDEX] = item_index
-        with self._span(f"{operation} {target.split('@', 1)[0]}", attributes) as span:
-            yield span
+        return self._span(f"{operation} {target.split('@', 1)[0]}", attributes)
 
     def finish_node(self, span: SpanLike, run: NodeRun, kind: str = "agent") -> None:
         attempts = run.attempts
@@ -333,17 +341,12 @@ class Tracing:
             {sc.ESCALATION_TRIGGER: trigger, sc.TIER: from_tier, sc.ESCALATION_TO: to_tier},
         )
 
-    @contextmanager
-    def fan_out_span(self, node_id: str, items: int) -> Iterator[SpanLike]:
-        with self._span(
-            f"fan_out {node_id}", {sc.NODE_ID: node_id, sc.FAN_OUT_ITEMS: items}
-        ) as span:
-            yield span
+    def fan_out_span(self, node_id: str, items: int) -> AbstractContextManager[SpanLike]:
+        return self._span(f"fan_out {node_id}", {sc.NODE_ID: node_id, sc.FAN_OUT_ITEMS: items})
 
-    @contextmanager
     def tool_call_span(
         self, tool: str, call_id: str, arguments: Mapping[str, Any]
-    ) -> Iterator[SpanLike]:
+    ) -> AbstractContextManager[SpanLike]:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_TOOL,
             sc.TOOL_NAME: tool,
@@ -352,8 +355,7 @@ class Tracing:
         }
         if self.capture_content:
             attributes[sc.TOOL_CALL_ARGUMENTS] = _json(arguments)
-        with self._span(f"{sc.OP_TOOL} {tool}", attributes) as span:
-            yield span
+        return self._span(f"{sc.OP_TOOL} {tool}", attributes)
 
     def finish_tool_call(self, span: SpanLike, content: str, is_error: bool) -> None:
         if is_error:
