@@ -321,9 +321,10 @@ def test_dead_paths_are_skipped_and_a_join_waits_for_live_branches(tmp_path: Pat
     assert result.output.text == "b|"
 
 
-def test_independent_branches_run_concurrently(tmp_path: Path) -> None:
+def fork_flow(tmp_path: Path) -> ma.CompiledWorkflow:
+    """a → (b, c) in parallel; the output reads both branches."""
     spec = agent(escalation=None)
-    flow = (
+    return (
         ma.Workflow(
             "fork", input=TICKET, output={"b": "{{ nodes.b.output }}", "c": "{{ nodes.c.output }}"}
         )
@@ -332,7 +333,11 @@ def test_independent_branches_run_concurrently(tmp_path: Path) -> None:
         .node("c", agent=spec, input={"text": "c"})
         .edge("a", "b")
         .edge("a", "c")
+        .compile(ma.Project(tmp_path))
     )
+
+
+def test_independent_branches_run_concurrently(tmp_path: Path) -> None:
     in_flight: list[int] = [0]
     peak: list[int] = [0]
 
@@ -346,7 +351,7 @@ def test_independent_branches_run_concurrently(tmp_path: Path) -> None:
 
     async def main() -> ma.RunResult:
         async with Engine(Slow()) as engine:
-            return await engine.run(flow.compile(ma.Project(tmp_path)), {"ticket": "t"})
+            return await engine.run(fork_flow(tmp_path), {"ticket": "t"})
 
     result = anyio.run(main)
     assert result.ok
@@ -574,19 +579,8 @@ def test_a_whole_upstream_output_binds_to_an_object_input(tmp_path: Path) -> Non
     assert result.ok, result.error
 
 
-def test_a_failure_in_a_parallel_branch_or_a_map_item_is_a_failed_result(tmp_path: Path) -> None:
-    spec = agent(escalation=None)
-    fork = (
-        ma.Workflow(
-            "fork", input=TICKET, output={"b": "{{ nodes.b.output }}", "c": "{{ nodes.c.output }}"}
-        )
-        .node("a", agent=spec, input={"text": "{{ input.ticket }}"})
-        .node("b", agent=spec, input={"text": "b"})
-        .node("c", agent=spec, input={"text": "c"})
-        .edge("a", "b")
-        .edge("a", "c")
-        .compile(ma.Project(tmp_path))
-    )
+def test_a_failure_in_a_parallel_branch_is_a_failed_result(tmp_path: Path) -> None:
+    fork = fork_flow(tmp_path)
 
     def script(request: ModelRequest) -> Any:
         if request.messages[0].content[0].text == "Answer: c":  # type: ignore[union-attr]
@@ -665,3 +659,32 @@ def test_run_many_and_stream_can_be_closed_early() -> None:
 
     assert anyio.run(main) == (5, 1)
     assert len(model.requests) < 100  # closing stopped the intake
+
+
+def test_a_failing_map_item_is_a_failed_result_naming_the_item(tmp_path: Path) -> None:
+    class Items(BaseModel):
+        items: list[str]
+
+    splitter = ma.AgentSpec(
+        name="splitter", version="1.0.0", description="Split.", prompt="{{ text }}",
+        input=Ticket, output=Items,
+    )  # fmt: skip
+    flow = (
+        ma.Workflow("fan", input=TICKET, output="{{ nodes.gather.output }}")
+        .node("split", agent=splitter, input={"text": "{{ input.ticket }}"})
+        .node("each", agent=agent("worker", escalation=None), input={"text": "{{ item }}"})
+        .node("gather", tool="review.enqueue", input={"item": "{{ nodes.each.output }}"})
+        .edge("split", "each", map="{{ nodes.split.output['items'] }}", into="gather")
+        .compile(ma.Project(tmp_path))
+    )
+
+    def script(request: ModelRequest) -> Any:
+        if request.metadata["agent"] == "splitter":
+            return answer(request, items=["a", "b", "c"])
+        if request.messages[0].content[0].text == "Answer: b":  # type: ignore[union-attr]
+            return response(request, TextBlock("no"), stop="refusal")
+        return answer(request, text="ok", confidence=0.9)
+
+    result, _ = run(flow, script)
+    assert (result.status, result.failed_node) == ("failed", "each")
+    assert (result.error or "").startswith("item 1: ")
