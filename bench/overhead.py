@@ -1,22 +1,19 @@
-"""Framework overhead per step: plain asyncio vs microagents (untraced and traced).
+"""Framework overhead per step: plain asyncio vs microagents (untraced and traced) vs LangGraph.
 
 The workload is the 3-step triage pipeline (router → extractor → validator) with an instant
-in-process model, so that what is measured is the framework, not a model. Each contender runs
-the same number of runs in this process; the verdict is the ratio to plain asyncio doing the
-same awaits and pydantic validations, measured in the same run.
+in-process model, so that what is measured is the framework, not a model: µs per step,
+sequential, after a warm-up pass, median of 5 timed passes (3 in quick mode). The verdict is
+the ratio to plain asyncio doing the same awaits and pydantic validations, measured in the same
+run.
 
-    .venv/bin/python bench/overhead.py            # ~20 s
-    .venv/bin/python bench/overhead.py --quick    # ~5 s
-
-The full benchmark suite (concurrency, scale, memory, LangGraph side by side) is the
-benchmark issue's; this script is its first piece.
+    .venv/bin/python -m bench.overhead [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
+import logging
 import statistics
 import tempfile
 import time
@@ -25,113 +22,80 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 
 import microagents as ma
-from microagents._model import ModelRequest, ModelResponse, ToolUseBlock, Usage
 
-STEPS = 3
-TEXT = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-ANSWERS = {
-    "router": {"category": "billing", "confidence": 0.9},
-    "extractor": {"order_id": "A1", "confidence": 0.9},
-    "validator": {"valid": True},
-}
+from ._workload import (
+    LANGGRAPH_MISSING,
+    STEPS,
+    TICKET,
+    InstantModel,
+    langgraph_available,
+    langgraph_triage,
+    plain_triage,
+    triage_workflow,
+)
 
-
-class Route(BaseModel):
-    category: str
-    confidence: float
-
-
-class Record(BaseModel):
-    order_id: str
-    confidence: float
-
-
-class Verdict(BaseModel):
-    valid: bool
+Body = Callable[[int], Awaitable[None]]
+ASYNCIO = "plain asyncio (3 awaits + pydantic validation)"
+UNTRACED = "microagents, untraced"
+DROPPED = "microagents, traced (spans dropped)"
+STORED = "microagents, traced to the embedded store"
+LANGGRAPH = "LangGraph (graph engine only)"
+# Runs between flushes of the store's span queue (~8 spans a run; the queue holds 16,384).
+FLUSH_EVERY = 1_000
 
 
-class InstantModel:
-    """Answers at once with a prepared structured output (no I/O, no sleep)."""
+class _DropCounter(logging.Filter):
+    """Counts the OpenTelemetry SDK's "Queue full, dropping Span" warnings (and hides them)."""
 
     def __init__(self) -> None:
-        self.answers = {
-            name: ModelResponse(
-                (ToolUseBlock("toolu_1", "final_answer", output),),
-                "tool_use",
-                Usage(10, 5),
-                "claude-haiku-4-5",
-                cost_usd=0.0,
-            )
-            for name, output in ANSWERS.items()
-        }
+        super().__init__()
+        self.dropped = 0
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        return self.answers[request.metadata["agent"]]
-
-
-def triage_workflow() -> ma.CompiledWorkflow:
-    def agent(name: str, prompt: str, output: type[BaseModel]) -> ma.AgentSpec:
-        return ma.AgentSpec(
-            name=name, version="1.0.0", description=name, prompt=prompt,
-            input=TEXT if name != "validator" else {
-                "type": "object", "properties": {"record": {"type": "object"}},
-                "required": ["record"],
-            },
-            output=output,
-        )  # fmt: skip
-
-    ticket = {"text": "{{ input.ticket }}"}
-    flow = (
-        ma.Workflow(
-            "triage", input={"type": "object", "properties": {"ticket": {"type": "string"}}}
-        )
-        .node("route", agent=agent("router", "Route: {{ text }}", Route), input=ticket)
-        .node("extract", agent=agent("extractor", "Extract: {{ text }}", Record), input=ticket)
-        .node(
-            "check",
-            agent=agent("validator", "Check: {{ record }}", Verdict),
-            input={"record": "{{ nodes.extract.output }}"},
-        )
-        .edge("route", "extract")
-        .edge("extract", "check")
-        .returns("{{ nodes.check.output }}")
-    )
-    return flow.compile(ma.Project(tempfile.mkdtemp()))
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "dropping" in record.getMessage().lower():
+            self.dropped += 1
+            return False
+        return True
 
 
 async def plain_asyncio(runs: int) -> None:
-    """The floor: the same three awaits and validations, no framework."""
     model = InstantModel()
-    request = {n: ModelRequest("claude-haiku-4-5", (), metadata={"agent": n}) for n in ANSWERS}
     for _ in range(runs):
-        route = Route.model_validate(
-            dict((await model.complete(request["router"])).tool_uses[0].input)
-        )
-        record = Record.model_validate(
-            dict((await model.complete(request["extractor"])).tool_uses[0].input)
-        )
-        verdict = Verdict.model_validate(
-            dict((await model.complete(request["validator"])).tool_uses[0].input)
-        )
-        assert verdict.valid, (route, record)
+        await plain_triage(model)
 
 
-def microagents_runs(tracing: ma.Tracing | None) -> Callable[[int], Awaitable[None]]:
+def microagents_runs(
+    tracing: ma.Tracing | None, after_pass: Callable[[], object] | None = None
+) -> Body:
     workflow = triage_workflow()
 
     async def go(runs: int) -> None:
         async with ma.Engine(InstantModel(), tracing=tracing) as engine:
-            for _ in range(runs):
-                result = await engine.run(workflow, {"ticket": "I was charged twice"})
+            for done in range(1, runs + 1):
+                result = await engine.run(workflow, TICKET)
                 assert result.ok, result.error
+                if after_pass is not None and done % FLUSH_EVERY == 0:
+                    after_pass()  # before the span queue can overflow and drop spans
+        if after_pass is not None:
+            after_pass()  # inside the timed pass: the export is part of what tracing costs
 
     return go
 
 
-def measure(body: Callable[[int], Awaitable[None]], runs: int, repetitions: int) -> float:
+def langgraph_runs() -> Body:
+    graph = langgraph_triage(InstantModel())
+
+    async def go(runs: int) -> None:
+        for _ in range(runs):
+            state = await graph.ainvoke(dict(TICKET))
+            assert state["verdict"].valid
+
+    return go
+
+
+def measure(body: Body, runs: int, repetitions: int) -> float:
     """Median µs per step over `repetitions` timed passes, after one warm-up pass."""
     anyio.run(body, max(50, runs // 10))
     samples = []
@@ -143,53 +107,83 @@ def measure(body: Callable[[int], Awaitable[None]], runs: int, repetitions: int)
     return statistics.median(samples)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer runs, for CI-sized machines")
-    args = parser.parse_args()
-    runs, repetitions = (1_000, 3) if args.quick else (4_000, 5)
+def run(quick: bool) -> dict[str, Any]:
+    """Print the overhead table; return its ratios."""
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
+    from microagents._telemetry import STORE_BATCH_SIZE, STORE_QUEUE_SIZE
+
+    runs, repetitions = (1_000, 3) if quick else (4_000, 5)
 
     class NoExport(SpanProcessor):
         """Receives spans and drops them: the hot-path cost of tracing alone."""
 
-    store_home = Path(tempfile.mkdtemp())
     no_export = TracerProvider()
     no_export.add_span_processor(NoExport())
+    # The embedded store as `default_tracing()` sets it up (same queue and batch sizes).
     to_store = TracerProvider()
     to_store.add_span_processor(
         BatchSpanProcessor(
-            ma.SqliteSpanExporter(store_home / "traces.sqlite3"),
-            max_queue_size=16_384,
-            max_export_batch_size=1_024,
+            ma.SqliteSpanExporter(Path(tempfile.mkdtemp()) / "traces.sqlite3"),
+            max_queue_size=STORE_QUEUE_SIZE,
+            max_export_batch_size=STORE_BATCH_SIZE,
         )
     )
-    dropped = ma.Tracing.from_provider(no_export)
-    stored = ma.Tracing.from_provider(to_store)
-    contenders: list[tuple[str, Callable[[int], Awaitable[None]]]] = [
-        ("plain asyncio (3 awaits + pydantic validation)", plain_asyncio),
-        ("microagents, untraced", microagents_runs(None)),
-        ("microagents, traced (spans dropped)", microagents_runs(dropped)),
-        ("microagents, traced to the embedded store", microagents_runs(stored)),
+    drops = _DropCounter()
+    for logger in ("opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export"):
+        logging.getLogger(logger).addFilter(drops)
+    contenders: list[tuple[str, Body, int]] = [
+        (ASYNCIO, plain_asyncio, runs),
+        (UNTRACED, microagents_runs(None), runs),
+        (DROPPED, microagents_runs(ma.Tracing.from_provider(no_export)), runs),
+        (STORED, microagents_runs(ma.Tracing.from_provider(to_store), to_store.force_flush), runs),
     ]
+    if langgraph_available():
+        # ~10x slower per step: a quarter of the runs keeps each pass about as long.
+        contenders.append((LANGGRAPH, langgraph_runs(), max(100, runs // 4)))
+
+    print(f"\n## overhead: µs per step, sequential, instant model, median of {repetitions}")
+    print(f"{'contender':48}  {'runs':>6}  {'µs/step':>8}  {'vs asyncio':>10}")
     results: dict[str, float] = {}
-    print(f"{'contender':48}  {'µs/step':>8}  {'vs asyncio':>10}")
-    for name, body in contenders:
-        per_step = measure(body, runs, repetitions)
-        results[name] = per_step
-        floor = results[contenders[0][0]]
-        print(f"{name:48}  {per_step:8.1f}  {per_step / floor:9.1f}x")
+    for name, body, n in contenders:
+        results[name] = per_step = measure(body, n, repetitions)
+        print(f"{name:48}  {n:6}  {per_step:8.1f}  {per_step / results[ASYNCIO]:9.1f}x")
     to_store.shutdown()
-    untraced = results[contenders[1][0]]
+    if LANGGRAPH not in results:
+        print(LANGGRAPH_MISSING)
+    if drops.dropped:
+        print(f"warning: the span queue overflowed ({drops.dropped} warnings): spans were dropped")
+
+    untraced = results[UNTRACED]
     ratios: dict[str, Any] = {
+        "asyncio_us_per_step": round(results[ASYNCIO], 1),
         "untraced_us_per_step": round(untraced, 1),
-        "untraced_vs_asyncio": round(untraced / results[contenders[0][0]], 1),
-        "traced_dropped_vs_untraced": round(results[contenders[2][0]] / untraced, 2),
-        "traced_store_vs_untraced": round(results[contenders[3][0]] / untraced, 2),
+        "untraced_vs_asyncio": round(untraced / results[ASYNCIO], 1),
+        "traced_dropped_vs_untraced": round(results[DROPPED] / untraced, 2),
+        "traced_store_vs_untraced": round(results[STORED] / untraced, 2),
+        "spans_dropped": drops.dropped,
     }
-    print("RATIOS " + json.dumps(ratios))
+    if LANGGRAPH in results:
+        ratios["langgraph_us_per_step"] = round(results[LANGGRAPH], 1)
+        ratios["langgraph_vs_untraced"] = round(results[LANGGRAPH] / untraced, 1)
+        ratios["langgraph_vs_traced_store"] = round(results[LANGGRAPH] / results[STORED], 1)
+    print(
+        f"untraced microagents: {untraced:.1f} µs/step; traced to the store "
+        f"{ratios['traced_store_vs_untraced']}x untraced"
+        + (
+            f"; LangGraph is {ratios['langgraph_vs_untraced']}x untraced microagents"
+            if LANGGRAPH in results
+            else ""
+        )
+    )
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for CI-sized machines")
+    run(parser.parse_args().quick)
 
 
 if __name__ == "__main__":
