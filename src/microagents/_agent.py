@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._agent_spec import AgentSpec, EscalationSpec
 from ._errors import Location, Problem, SpecError
-from ._expressions import ENVIRONMENT, ExpressionError, compile_prompt
+from ._expressions import ENVIRONMENT, ExpressionError, Prompt, compile_prompt
 from ._loading import Source, Sourced, describe_error
 from ._schema import JsonSchema, SchemaError, model_from_schema
 from ._yaml import format_path, read_spec_text
@@ -24,8 +24,8 @@ class CompiledAgent:
     spec: AgentSpec
     source: Source
     prompt_source: str
-    prompt_template: Any
-    system_template: Any | None
+    prompt_template: Prompt
+    system_template: Prompt | None
     input_model: type[BaseModel]
     output_model: type[BaseModel]
     input_schema: JsonSchema
@@ -42,7 +42,7 @@ class CompiledAgent:
 
     def render_prompt(self, values: dict[str, Any]) -> str:
         """Render the user prompt for an input (the input's fields are top-level names)."""
-        return str(self.prompt_template.render({**values, "input": values}))
+        return self.prompt_template.render(values)
 
 
 def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
@@ -55,13 +55,14 @@ def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
     prompt_names: frozenset[str] = frozenset()
     if prompt_text is not None:
         try:
-            prompt_template, prompt_names = compile_prompt(prompt_text)
+            prompt_template = compile_prompt(prompt_text)
+            prompt_names = prompt_template.names
         except ExpressionError as exc:
             problems.append(_template_problem(exc, prompt_location, "prompt", source))
     system_template = None
     if spec.system is not None:
         try:
-            system_template, _ = compile_prompt(spec.system)
+            system_template = compile_prompt(spec.system)
         except ExpressionError as exc:
             problems.append(Problem("MA212", str(exc), source.locate("system"), "system"))
 

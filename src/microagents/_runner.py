@@ -157,7 +157,7 @@ async def run_agent(
     prompt = agent.render_prompt(values)
     system = prepared.static_system
     if system is None and agent.system_template is not None:
-        system = str(agent.system_template.render({**values, "input": values}))
+        system = agent.system_template.render(values)
     ladder = escalation.ladder
     rung = min(start_rung, len(ladder) - 1)
     attempts: list[Attempt] = []
