@@ -123,9 +123,13 @@ def test_content_is_absent_by_default_and_present_when_opted_in(
     assert "gen_ai.output.messages" in (chat.attributes or {})
 
 
-def test_a_fake_api_key_never_reaches_a_span(
-    fake_anthropic: Any, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+def test_a_fake_api_key_never_reaches_a_span_or_a_log_line(
+    fake_anthropic: Any,
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("DEBUG")  # everything any library logs, the SDK's request logs included
     from microagents._backends import anthropic_model
     from microagents.testing import Reply
 
@@ -152,6 +156,8 @@ def test_a_fake_api_key_never_reaches_a_span(
     )
     assert FAKE_KEY not in dumped
     assert "authorization" not in dumped.lower()
+    assert caplog.records  # the SDK did log its requests at DEBUG
+    assert FAKE_KEY not in caplog.text
     assert fake_anthropic.requests[0].headers["authorization"] == f"Bearer {FAKE_KEY}"
 
 
