@@ -17,8 +17,8 @@ import pytest
 import microagents as ma
 from microagents._batch import BatchProgress, BatchRunner, run_batch
 from microagents._checkpoint import CHECKPOINT_FILE, SQLiteCheckpointStore
+from microagents._compiled import CompiledWorkflow
 from microagents._engine import Engine
-from microagents._graph import CompiledWorkflow
 from microagents._summary import BatchSummary, LatencyHistogram, percentile
 from microagents.testing import FakeAnthropicServer, FakeModel, Fault
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._builder import Workflow
     from ._cache import CachedModel
     from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
+    from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow
     from ._engine import Engine
     from ._errors import (
         AuthenticationError,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
         ServerError,
         SpecError,
     )
-    from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
     from ._model import (
         ContentBlock,
         Message,
@@ -99,9 +99,9 @@ _LAZY: dict[str, str] = {
     "CachedModel": "._cache",
     "CheckpointStore": "._checkpoint",
     "CompiledAgent": "._agent",
-    "CompiledEdge": "._graph",
-    "CompiledNode": "._graph",
-    "CompiledWorkflow": "._graph",
+    "CompiledEdge": "._compiled",
+    "CompiledNode": "._compiled",
+    "CompiledWorkflow": "._compiled",
     "ContentBlock": "._model",
     "EdgeSpec": "._workflow_spec",
     "Engine": "._engine",

@@ -50,9 +50,9 @@ from ._checkpoint import (
     Watermark,
     batch_key,
 )
+from ._compiled import CompiledWorkflow
 from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._errors import MicroagentsError
-from ._graph import CompiledWorkflow
 from ._model import Model
 from ._results import NodeFinished, RunEvent, RunResult, jsonable
 from ._simulate import SimulatedModel

@@ -8,8 +8,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ._agent_spec import AgentSpec, EscalationSpec
+from ._compiled import CompiledWorkflow
 from ._errors import SpecError
-from ._graph import CompiledWorkflow
 from ._loading import Source, problems_from_validation
 from ._project import Project
 from ._tools import Tool

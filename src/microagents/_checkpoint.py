@@ -31,7 +31,7 @@ from ._builtin_tools import microagents_home
 from ._sqlite import open_store
 
 if TYPE_CHECKING:
-    from ._graph import CompiledWorkflow
+    from ._compiled import CompiledWorkflow
 
 CHECKPOINT_FILE = "checkpoints.sqlite3"
 LOOKUP_CHUNK = 500

@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
 from ._backends import anthropic_model, simulated_model
-from ._graph import CompiledWorkflow
+from ._compiled import CompiledWorkflow
 from ._model import Model, aclose_inner
 from ._plan import Plan, build_plan
 from ._results import RunEvent, RunFinished, RunResult

@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from ._graph import CompiledEdge, CompiledNode, CompiledWorkflow
+from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow
 from ._runner import PreparedAgent, prepare
 
 DEFAULT_MAP_CONCURRENCY = 16

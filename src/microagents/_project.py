@@ -13,8 +13,9 @@ from pathlib import Path
 from ._agent import CompiledAgent, compile_agent
 from ._agent_spec import AgentSpec
 from ._builtin_tools import BUILTIN_TOOLS
+from ._compiled import CompiledWorkflow
 from ._errors import Location, MicroagentsError, Problem, SpecError
-from ._graph import CompiledWorkflow, agent_tool_problems, compile_workflow
+from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
 from ._registry import AgentRegistry, FolderSource
 from ._tools import Tool, Tools

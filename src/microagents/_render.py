@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._graph import CompiledNode, CompiledWorkflow
+    from ._compiled import CompiledNode, CompiledWorkflow
 
 START, END = "__start__", "__end__"  # node ids may not start with "__", so these are free
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .._batch import BatchProgress
+    from .._compiled import CompiledWorkflow
     from .._engine import Engine
-    from .._graph import CompiledWorkflow
     from .._summary import BatchSummary
 
 SIMULATED_LATENCY_ENV = "MICROAGENTS_SIMULATED_LATENCY_SCALE"
