@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
@@ -426,3 +427,34 @@ def test_rate_limited_error_carries_retry_after(fake_anthropic: FakeAnthropicSer
         complete(fake_anthropic, ask())
     assert raised.value.retry_after == 7.0
     assert raised.value.retryable
+
+
+def test_stream_with_deltas_shows_the_answer_as_it_arrives(
+    fake_anthropic: FakeAnthropicServer,
+) -> None:
+    """Through the model stack (retries, rate limits) on the real SDK's SSE events."""
+    import json
+
+    import microagents as ma
+
+    answer = {"category": "billing", "confidence": 0.93, "reason": "double charge"}
+    fake_anthropic.on(Reply.structured(answer))
+    workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+
+    async def main() -> list[object]:
+        model = anthropic_model(api_key="sk-test", base_url=fake_anthropic.base_url)
+        async with ma.Engine(model) as engine:
+            events = []
+            async with contextlib.aclosing(
+                engine.stream(workflow, {"ticket": "charged twice"}, deltas=True)
+            ) as stream:
+                async for event in stream:
+                    events.append(event)
+            return events
+
+    events = anyio.run(main)
+    deltas = [e for e in events if isinstance(e, ma.OutputDelta) and e.node == "route"]
+    assert len(deltas) > 1  # it arrived in pieces
+    assert json.loads("".join(d.text for d in deltas)) == answer
+    assert all(r.body.get("stream") is True for r in fake_anthropic.requests)
+    assert isinstance(events[-1], ma.RunFinished)

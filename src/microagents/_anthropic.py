@@ -129,7 +129,8 @@ class AnthropicModel:
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """Text deltas as they arrive, then the assembled response."""
+        """Deltas as they arrive — text, and the JSON of a tool call's input (a structured
+        answer streams as its JSON) — then the assembled response."""
         client = self.client
         params = self.to_params(request)
         first_token: float | None = None
@@ -138,10 +139,21 @@ class AnthropicModel:
             async with client.messages.stream(
                 **params, timeout=request.timeout or self.timeout
             ) as stream:
-                async for text in stream.text_stream:
-                    if first_token is None:
-                        first_token = time.perf_counter() - started
-                    yield TextDelta(text)
+                async for event in stream:
+                    if event.type != "content_block_delta":
+                        continue
+                    delta = event.delta
+                    piece = (
+                        delta.text
+                        if delta.type == "text_delta"
+                        else delta.partial_json
+                        if delta.type == "input_json_delta"
+                        else ""
+                    )
+                    if piece:
+                        if first_token is None:
+                            first_token = time.perf_counter() - started
+                        yield TextDelta(piece)
                 message = await stream.get_final_message()
                 headers = stream.response.headers
                 request_id = stream.request_id

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,13 @@ from ._model import (
     Model,
     ModelRequest,
     ModelResponse,
+    StreamEvent,
     TextBlock,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
     aclose_inner,
+    stream_of,
 )
 from ._sqlite import open_store
 
@@ -100,6 +102,10 @@ class CachedModel:
         if response.stop_reason != "max_tokens" and not response.simulated:
             await anyio.to_thread.run_sync(self._put, key, response)
         return response
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Streams are not cached: a listener wants the text as a model produces it."""
+        return stream_of(self.inner, request)
 
     async def aclose(self) -> None:
         """Close the database and the wrapped model."""

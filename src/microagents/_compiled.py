@@ -156,15 +156,16 @@ class CompiledWorkflow:
         *,
         engine: Engine | None = None,
         backend: Backend = "anthropic",
+        deltas: bool = False,
     ) -> AsyncIterator[RunEvent]:
         """The events of one run as they happen (node started/finished, escalation, tool
-        call), ending with `RunFinished`."""
+        call), ending with `RunFinished`; with `deltas`, agents' answers as they stream."""
         from ._engine import Engine
 
         async with (
             contextlib.nullcontext(engine) if engine else Engine.for_backend(backend, self)
         ) as used:
-            async for event in used.stream(self, run_input):
+            async for event in used.stream(self, run_input, deltas=deltas):
                 yield event
 
     def to_mermaid(self) -> str:

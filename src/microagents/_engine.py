@@ -111,9 +111,11 @@ class Engine:
         *,
         labels: Mapping[str, str] | None = None,
         on_event: EventSink | None = None,
+        deltas: bool = False,
     ) -> RunResult:
         """Run `workflow` once on `run_input`. A failing node gives a failed result, not an
-        exception; errors raised are bugs or cancellation."""
+        exception; errors raised are bugs or cancellation. With `deltas`, agents stream their
+        answers (when the model can) and `on_event` hears `OutputDelta`s."""
         plan, input_model = self.plan(workflow)
         run_id = f"{self._run_prefix}-{next(self._run_ids)}"
         nested = labels is not None and "run" in labels  # a sub-workflow's run (not a batch's)
@@ -130,6 +132,7 @@ class Engine:
             labels={**(labels or {}), "run": run_id, "workflow": workflow.name},
             on_event=_both(self.on_event, on_event),
             nested=nested,
+            deltas=deltas,
         )
         return await run.execute()
 
@@ -180,15 +183,18 @@ class Engine:
                 index += 1
 
     async def stream(
-        self, workflow: CompiledWorkflow, run_input: Mapping[str, Any]
+        self, workflow: CompiledWorkflow, run_input: Mapping[str, Any], *, deltas: bool = False
     ) -> AsyncIterator[RunEvent]:
-        """Events of one run as they happen, ending with `RunFinished`."""
+        """Events of one run as they happen, ending with `RunFinished`; with `deltas`, also
+        each agent's answer as it streams (`OutputDelta`), for showing progress at once."""
         # Unbounded: events are produced synchronously inside the run and must never block it.
         send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
 
         async def produce() -> None:
             async with send:
-                result = await self.run(workflow, run_input, on_event=send.send_nowait)
+                result = await self.run(
+                    workflow, run_input, on_event=send.send_nowait, deltas=deltas
+                )
                 await send.send(RunFinished(result))
 
         async with _closable(), anyio.create_task_group() as group:

@@ -183,6 +183,20 @@ async def aclose_inner(model: Model) -> None:
         await close()
 
 
+def can_stream(model: Model) -> bool:
+    """Whether `model` (a back-end, or a layer over one) can stream."""
+    return callable(getattr(model, "stream", None))
+
+
+def stream_of(model: Model, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    """`model.stream(request)`; layers call this to pass a stream down their stack."""
+    stream = getattr(model, "stream", None)
+    if stream is None:
+        raise TypeError(f"{type(model).__name__} cannot stream")
+    events: AsyncIterator[StreamEvent] = stream(request)
+    return events
+
+
 @runtime_checkable
 class StreamingModel(Model, Protocol):
     """A back-end that can also stream partial text."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -22,10 +22,13 @@ from ._model import (
     Model,
     ModelRequest,
     ModelResponse,
+    StreamEnd,
+    StreamEvent,
     TextBlock,
     ToolResultBlock,
     Usage,
     aclose_inner,
+    stream_of,
 )
 from ._tiers import RateLimits, TierTable
 
@@ -128,6 +131,17 @@ class RateLimitedModel:
         if waited == 0.0:
             return response
         return replace(response, rate_limit_wait=waited, latency=response.latency + waited)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """`complete`'s limits around a streamed call (the inner model must stream)."""
+        buckets = self._buckets_for(request.model)
+        estimate = estimate_input_tokens(request)
+        await self._acquire(buckets, estimate)
+        async for event in stream_of(self.inner, request):
+            if isinstance(event, StreamEnd):
+                self._settle(buckets, estimate, event.response.usage)
+                self._observe(buckets, event.response.rate_limits)
+            yield event
 
     def _buckets_for(self, model: str) -> _ModelBuckets:
         buckets = self._buckets.get(model)

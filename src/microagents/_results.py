@@ -166,8 +166,17 @@ class ToolCalled:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputDelta:
+    """A piece of an agent's answer as the model streams it (text, or the JSON of a
+    structured answer); only from `stream(..., deltas=True)` on a back-end that streams."""
+
+    node: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     result: RunResult
 
 
-RunEvent = NodeStarted | NodeFinished | Escalated | ToolCalled | RunFinished
+RunEvent = NodeStarted | NodeFinished | Escalated | ToolCalled | OutputDelta | RunFinished

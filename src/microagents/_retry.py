@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import anyio
 
 from ._errors import ModelError
-from ._model import Model, ModelRequest, ModelResponse, aclose_inner
+from ._model import Model, ModelRequest, ModelResponse, StreamEvent, aclose_inner, stream_of
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -62,6 +62,24 @@ class RetryingModel:
     async def aclose(self) -> None:
         """Close the wrapped model."""
         await aclose_inner(self.inner)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """A stream is retried only until its first event: after that, a retry would send
+        the listener the same text twice."""
+        attempt = 1
+        while True:
+            started = False
+            try:
+                async for event in stream_of(self.inner, request):
+                    started = True
+                    yield event
+                return
+            except ModelError as error:
+                wait = None if started else self.policy.delay(attempt, error, self._rng)
+                if wait is None:
+                    raise
+                await self._sleep(wait)
+                attempt += 1
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()

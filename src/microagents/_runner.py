@@ -29,13 +29,16 @@ from ._model import (
     ModelRequest,
     ModelResponse,
     TextBlock,
+    TextDelta,
     ToolChoice,
     ToolDefinition,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
+    can_stream,
+    stream_of,
 )
-from ._results import Attempt, Escalated, Escalation, RunEvent, ToolCalled
+from ._results import Attempt, Escalated, Escalation, OutputDelta, RunEvent, ToolCalled
 from ._tiers import TierTable
 from ._tool_calls import call_tool
 from ._tools import Tool, Tools
@@ -150,6 +153,7 @@ async def run_agent(
     visit: int = 1,
     on_event: EventSink | None = None,
     tracing: Tracing | None = None,
+    stream: bool = False,
 ) -> AgentOutcome:
     """Run one agent on `inputs`; raise `AgentFailed` when no allowed rung gives an answer."""
     agent = prepared.agent
@@ -181,6 +185,7 @@ async def run_agent(
                 node=node,
                 on_event=on_event,
                 tracing=tracing,
+                stream=stream and on_event is not None and can_stream(model),
             )
             _check_confidence(output, escalation)
         except _Trigger as fired:
@@ -245,6 +250,7 @@ async def _attempt(
     node: str,
     on_event: EventSink | None,
     tracing: Tracing | None,
+    stream: bool,
 ) -> BaseModel:
     agent = prepared.agent
     spec = agent.spec
@@ -268,7 +274,11 @@ async def _attempt(
             metadata=labels,
         )
         try:
-            response = await model.complete(request)
+            response = (
+                await _streamed(model, request, node, on_event)
+                if stream and on_event is not None
+                else await model.complete(request)
+            )
         except ModelError as error:
             raise _Trigger("error", str(error)) from None
         tally.add(response)
@@ -302,6 +312,21 @@ async def _attempt(
         results = await _run_tool_calls(calls, tools, spec.tools, node, on_event, tracing)
         messages.append(Message("assistant", response.content))
         messages.append(Message("user", results))
+
+
+async def _streamed(
+    model: Model, request: ModelRequest, node: str, on_event: EventSink
+) -> ModelResponse:
+    """A model call streamed: each delta goes to the listener, the response comes back."""
+    response: ModelResponse | None = None
+    async for event in stream_of(model, request):
+        if isinstance(event, TextDelta):
+            on_event(OutputDelta(node, event.text))
+        else:
+            response = event.response
+    if response is None:
+        raise ModelError("the stream ended without a final response")
+    return response
 
 
 def _describe(exc: Exception) -> str:

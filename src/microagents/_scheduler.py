@@ -73,9 +73,11 @@ class WorkflowRun:
         labels: Mapping[str, str],
         on_event: EventSink | None,
         nested: bool = False,
+        deltas: bool = False,
     ) -> None:
         self.plan = plan
         self.nested = nested
+        self.deltas = deltas and on_event is not None
         self.engine = engine
         self.run_id = run_id
         self.labels = labels
@@ -363,6 +365,7 @@ class WorkflowRun:
                     node=node.id,
                     visit=visit,
                     on_event=self.on_event,
+                    stream=self.deltas,
                 )
             except AgentFailed as failed:
                 raise NodeError(str(failed), failed.attempts) from None

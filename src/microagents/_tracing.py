@@ -20,7 +20,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import asdict
@@ -44,7 +44,15 @@ from opentelemetry.trace import (
 
 from . import _semconv as sc
 from ._errors import ModelError
-from ._model import Model, ModelRequest, ModelResponse, aclose_inner
+from ._model import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamEnd,
+    StreamEvent,
+    aclose_inner,
+    stream_of,
+)
 from ._results import NodeRun, RunResult, jsonable
 
 
@@ -374,6 +382,31 @@ class TracedModel:
 
     async def aclose(self) -> None:
         await aclose_inner(self.inner)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """A streamed call in its ``chat {model}`` span, finished from the final response."""
+        attributes: dict[str, Any] = {
+            sc.OPERATION_NAME: sc.OP_CHAT,
+            sc.PROVIDER_NAME: sc.PROVIDER,
+            sc.REQUEST_MODEL: request.model,
+            sc.REQUEST_MAX_TOKENS: request.max_tokens,
+        }
+        with self.tracing._span(
+            f"{sc.OP_CHAT} {request.model}", attributes, SpanKind.CLIENT
+        ) as span:
+            async for event in stream_of(self.inner, request):
+                if isinstance(event, StreamEnd):
+                    response = event.response
+                    span.set_attributes(
+                        {
+                            sc.RESPONSE_MODEL: response.model,
+                            sc.RESPONSE_FINISH_REASONS: (response.stop_reason,),
+                            sc.USAGE_INPUT_TOKENS: response.usage.total_input_tokens,
+                            sc.USAGE_OUTPUT_TOKENS: response.usage.output_tokens,
+                            sc.COST_USD: response.cost_usd or 0.0,
+                        }
+                    )
+                yield event
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         tracing = self.tracing
