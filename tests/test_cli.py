@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from microagents.cli import main
+from cli_runner import run_cli as run
 
 ROOT = Path(__file__).parent.parent
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return int(exc.value.code or 0), out, err
 
 
 @pytest.fixture(autouse=True)

@@ -16,21 +16,13 @@ from typing import Any
 
 import pytest
 
-from microagents.cli import main
+from cli_runner import run_cli as run
 from microagents.testing import FakeAnthropicServer, Fault, ServerRateLimits
 from test_batch import read_lines, write_items, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_KEY = "ANTHROPIC_API_KEY is not set: export it, or run with --backend simulate"
 RUN_CLI = "import sys; from microagents.cli import main; main(sys.argv[1:])"
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return int(exc.value.code or 0), out, err
 
 
 @pytest.fixture(autouse=True)

@@ -10,17 +10,9 @@ from collections.abc import Iterator
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from cli_runner import run_cli as run
 from microagents._trace_store import SqliteSpanExporter, default_trace_path
-from microagents.cli import main
 from test_trace_store import BASE_NS, make_provider, record_fake_run
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return int(exc.value.code or 0), out, err
 
 
 @pytest.fixture(autouse=True)
