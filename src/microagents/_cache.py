@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, fields, is_dataclass, replace
@@ -33,7 +31,7 @@ from ._model import (
     aclose_inner,
     stream_of,
 )
-from ._sqlite import open_store
+from ._sqlite import StoreConnection
 
 EVICT_EVERY = 100
 
@@ -83,8 +81,7 @@ class CachedModel:
         self.path = Path(path)
         self.ttl = ttl
         self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
+        self._store = StoreConnection(self.path, SCHEMA)
         self.hits = 0
         self.misses = 0
         self._puts = 0
@@ -113,25 +110,15 @@ class CachedModel:
         await aclose_inner(self.inner)
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        self._store.close()
 
     # -- storage (in a worker thread) -------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._connection = open_store(self.path, SCHEMA)
-        return self._connection
-
     def _get(self, key: str) -> ModelResponse | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT created, response FROM responses WHERE key = ?", (key,))
-                .fetchone()
-            )
+        with self._store as db:
+            row = db.execute(
+                "SELECT created, response FROM responses WHERE key = ?", (key,)
+            ).fetchone()
         if row is None:
             return None
         created, text = row
@@ -140,8 +127,7 @@ class CachedModel:
         return replace(_decode(json.loads(text)), cached=True, cost_usd=0.0, latency=0.0)
 
     def _put(self, key: str, response: ModelResponse) -> None:
-        with self._lock:
-            db = self._db()
+        with self._store as db:
             db.execute(
                 "INSERT OR REPLACE INTO responses (key, created, response) VALUES (?, ?, ?)",
                 (key, time.time(), json.dumps(_encode(response))),

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio.to_thread
 
 from ._builtin_tools import microagents_home
-from ._sqlite import open_store
+from ._sqlite import StoreConnection
 
 if TYPE_CHECKING:
     from ._compiled import CompiledWorkflow
@@ -143,8 +141,7 @@ class SQLiteCheckpointStore:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else microagents_home() / CHECKPOINT_FILE
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
+        self._store = StoreConnection(self.path, SCHEMA, synchronous="FULL")
 
     async def open(self, batch: str, *, resume: bool, label: str = "") -> BatchState:
         return await anyio.to_thread.run_sync(self._open, batch, resume, label)
@@ -166,23 +163,12 @@ class SQLiteCheckpointStore:
         await anyio.to_thread.run_sync(self.close)
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        self._store.close()
 
     # -- in a worker thread ----------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        if self._connection is None:
-            # FULL: a commit is once per flush, not per item, and a power cut must not forget
-            # items that were paid for.
-            self._connection = open_store(self.path, SCHEMA, synchronous="FULL")
-        return self._connection
-
     def _open(self, batch: str, resume: bool, label: str) -> BatchState:
-        with self._lock:
-            db = self._db()
+        with self._store as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 finished, ok, failed, cost, last_seq = db.execute(
@@ -216,8 +202,7 @@ class SQLiteCheckpointStore:
 
     def _lookup(self, batch: str, keys: list[str]) -> dict[str, Seen]:
         found: dict[str, Seen] = {}
-        with self._lock:
-            db = self._db()
+        with self._store as db:
             for start in range(0, len(keys), LOOKUP_CHUNK):
                 chunk = keys[start : start + LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -230,8 +215,7 @@ class SQLiteCheckpointStore:
         return found
 
     def _save(self, batch: str, items: list[FinishedItem], written: Watermark | None) -> None:
-        with self._lock:
-            db = self._db()
+        with self._store as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(
@@ -251,8 +235,8 @@ class SQLiteCheckpointStore:
                 raise
 
     def _lines(self, batch: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        with self._lock:
-            rows = self._db().execute(
+        with self._store as db:
+            rows = db.execute(
                 "SELECT seq, line FROM items WHERE batch = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (batch, after_seq, limit),
             )

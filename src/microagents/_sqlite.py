@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -28,3 +29,43 @@ def open_store(
     connection.execute(f"PRAGMA synchronous={synchronous}")
     connection.executescript(schema)
     return connection
+
+
+class StoreConnection:
+    """One lazily opened connection to a store, used by one worker thread at a time.
+
+    ```python
+    with self.store as db:   # takes the lock, opens the database on first use
+        db.execute(...)
+    ```
+    """
+
+    def __init__(
+        self, path: Path, schema: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    ) -> None:
+        self.path = path
+        self._schema = schema
+        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            if self._connection is None:
+                self._connection = open_store(
+                    self.path, self._schema, synchronous=self._synchronous
+                )
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._connection
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
