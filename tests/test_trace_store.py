@@ -6,6 +6,7 @@ tracer shapes them (see `_semconv`), so that what is stored is exactly predictab
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -280,7 +281,7 @@ def provider(exporter: SqliteSpanExporter) -> TracerProvider:
 def all_text(path: Path) -> str:
     """Every stored value as one string, to search for what must not be there."""
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT * FROM spans").fetchall()
+        rows = db.execute("SELECT * FROM span_batches").fetchall()
         rows += db.execute("SELECT * FROM runs").fetchall()
     db.close()
     return "\n".join(repr(row) for row in rows)
@@ -432,6 +433,75 @@ def test_secrets_never_reach_the_store(provider: TracerProvider) -> None:
     assert stored.events[0].attributes == {"exception.message": "401 for key [REDACTED]"}
 
 
+def test_a_secret_in_a_value_under_a_plain_key_is_redacted(provider: TracerProvider) -> None:
+    # Plain keys take the bulk check: only the encoded text betrays the secret.
+    key = "sk-ant-api03-DO-NOT-STORE-xyz789"
+    tracer = provider.get_tracer("microagents")
+    with tracer.start_as_current_span("invoke_workflow w", attributes={sc.RUN_ID: "plain-1"}):
+        with tracer.start_as_current_span("execute_tool t", attributes={"tool.output": "fine"}):
+            pass
+        with tracer.start_as_current_span("execute_tool t") as span:
+            span.set_attribute("tool.output", f"key={key}")
+            span.set_status(Status(StatusCode.ERROR, "Bearer abcdefghijklmnopqrstuvwxyz"))
+    assert "DO-NOT-STORE" not in all_text(default_trace_path())
+    assert "abcdefghijklmnop" not in all_text(default_trace_path())
+    _root, clean, leaky = TraceStore().get_trace("plain-1")
+    assert clean.attributes == {"tool.output": "fine"}
+    assert leaky.attributes == {"tool.output": "key=[REDACTED]"}
+    assert leaky.status_message == "[REDACTED]"
+
+
+# -- format versions -------------------------------------------------------------------------
+
+V1_SPANS = """
+CREATE TABLE spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
+    kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    status_code TEXT NOT NULL, status_message TEXT, attributes TEXT NOT NULL,
+    events TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+"""
+
+
+def test_a_store_of_the_first_format_is_migrated_without_losing_spans() -> None:
+    exporter = SqliteSpanExporter(keep_days=0)
+    record_fake_run(make_provider(exporter))
+    exporter.shutdown()
+    before = [span.to_json() for span in TraceStore().get_trace("c0ffee01-1")]
+    # Rewrite the store as the first format kept it: one row per span.
+    with sqlite3.connect(default_trace_path()) as db:
+        db.executescript(V1_SPANS)
+        for span in before:
+            db.execute(
+                "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *(span[k] for k in ("trace_id", "span_id", "parent_span_id", "name")),
+                    *(span[k] for k in ("kind", "start_ns", "end_ns", "status_code")),
+                    span["status_message"],
+                    json.dumps(span["attributes"]),
+                    json.dumps(span["events"]),
+                    json.dumps(span["resource"]),
+                ),
+            )
+        db.execute("DROP TABLE span_batches")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    after = [span.to_json() for span in TraceStore().get_trace("c0ffee01-1")]
+    assert after == before
+    # ... and the store goes on taking spans in the new format.
+    record_fake_run(make_provider(SqliteSpanExporter(keep_days=0)), run_id="c0ffee02-1")
+    assert len(TraceStore().get_trace("c0ffee02-1")) == len(before)
+
+
+def test_a_store_from_a_newer_version_is_refused_with_what_to_do() -> None:
+    record_fake_run(make_provider(SqliteSpanExporter(keep_days=0)))
+    with sqlite3.connect(default_trace_path()) as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(MicroagentsError, match=r"written by a newer microagents \(format 99"):
+        TraceStore().list_runs()
+
+
 # -- retention -------------------------------------------------------------------------------
 
 
@@ -441,7 +511,7 @@ def _run_ids(store: TraceStore) -> list[str]:
 
 def _trace_count(path: Path) -> int:
     with sqlite3.connect(path) as db:
-        (count,) = db.execute("SELECT COUNT(DISTINCT trace_id) FROM spans").fetchone()
+        (count,) = db.execute("SELECT COUNT(DISTINCT trace_id) FROM span_batches").fetchone()
     db.close()
     return int(count)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -80,6 +79,8 @@ class WorkflowRun:
         self.deltas = deltas and on_event is not None
         self.engine = engine
         self.run_id = run_id
+        self.trace_id: str | None = None
+        """Set when the run is traced: the id of the trace its spans are in."""
         self.labels = labels
         self.on_event = on_event
         self.input = run_input
@@ -108,9 +109,10 @@ class WorkflowRun:
             nested=self.nested,
             batch_index=int(batch_index) if batch_index is not None else None,
         ) as span:
+            self.trace_id = format(span.get_span_context().trace_id, "032x")
             result = await self._execute_run()
             tracing.finish_run(span, result)
-            return replace(result, trace_id=format(span.get_span_context().trace_id, "032x"))
+            return result
 
     async def _execute_run(self) -> RunResult:
         started = time.perf_counter()
@@ -448,6 +450,7 @@ class WorkflowRun:
             latency=latency,
             simulated=simulated,
             input=self.input,
+            trace_id=self.trace_id,
         )
 
 

@@ -8,10 +8,13 @@ thread, so that writing to disk never happens on the hot path::
     provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter()))
 
 Two tables live in ``$MICROAGENTS_HOME/traces.sqlite3`` (WAL mode, so readers never block the
-writer): ``spans``, one row per finished span, and ``runs``, one row per top-level workflow
-run, filled from its root span (the ``invoke_workflow`` span that carries a run id and is not
-a nested sub-workflow). Retention keeps the newest ``MICROAGENTS_TRACE_KEEP_RUNS`` runs
-(default 1000) that are at most ``MICROAGENTS_TRACE_KEEP_DAYS`` days old (default 30).
+writer): ``span_batches``, the spans of one trace that one export received, as one compact
+JSON array per row (a run's spans usually arrive together, so this is one row and one JSON
+encoding per run instead of one per span: a third of the exporter's CPU), and ``runs``, one
+row per top-level workflow run, filled from its root span (the ``invoke_workflow`` span that
+carries a run id and is not a nested sub-workflow). Retention keeps the newest
+``MICROAGENTS_TRACE_KEEP_RUNS`` runs (default 1000) that are at most
+``MICROAGENTS_TRACE_KEEP_DAYS`` days old (default 30).
 
 `TraceStore` reads it back: `list_runs` for ``microagents trace list``, `get_trace` for
 ``microagents trace show``.
@@ -35,7 +38,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from . import _semconv as sc
 from ._builtin_tools import microagents_home
@@ -49,22 +52,15 @@ DEFAULT_KEEP_RUNS = 1000
 DEFAULT_KEEP_DAYS = 30.0
 """Set on the run span of a sub-workflow: part of its parent's run, not a run of its own."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
+SCHEMA_VERSION = 2
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS span_batches (
     trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    parent_span_id TEXT,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
     start_ns INTEGER NOT NULL,
-    end_ns INTEGER NOT NULL,
-    status_code TEXT NOT NULL,
-    status_message TEXT,
-    attributes TEXT NOT NULL,
-    events TEXT NOT NULL,
     resource TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+    spans TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS span_batches_trace ON span_batches (trace_id);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     trace_id TEXT NOT NULL,
@@ -84,18 +80,34 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);
 CREATE INDEX IF NOT EXISTS runs_trace ON runs (trace_id);
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, start_ns);
-PRAGMA user_version = 1;
+PRAGMA user_version = {SCHEMA_VERSION};
 """
-# Spans are clustered by trace (WITHOUT ROWID, keyed on trace_id first): `show` reads one trace
-# and pruning deletes whole traces, both as one contiguous range.
+# Each span in `span_batches.spans` is a JSON array in this order (ids in hex, as OTLP/JSON
+# writes them; kind and status code by name; events as {name, time_ns, attributes}).
+_SPAN_FIELDS = (
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+)
+MIGRATE_FROM_1 = """
+INSERT INTO span_batches (trace_id, start_ns, resource, spans)
+SELECT trace_id, MIN(start_ns), MIN(resource), json_group_array(json_array(
+    span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message,
+    json(attributes), json(events)))
+FROM spans GROUP BY trace_id;
+DROP TABLE spans;
+"""
 
 _RUN_COLUMNS = (
     "run_id, trace_id, span_id, workflow, version, start_ns, end_ns, status, input_tokens, "
     "output_tokens, cost_usd, escalations, simulated, batch_index"
-)
-_SPAN_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, "
-    "status_message, attributes, events, resource"
 )
 
 
@@ -250,8 +262,70 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+_plain_keys: set[str] = set()
+"""Attribute keys already checked and found not to name a secret."""
+
+
+def _keys_are_plain(attributes: Mapping[str, Any]) -> bool:
+    if _plain_keys.issuperset(attributes):
+        return True
+    if any(_is_secret_key(key) for key in attributes):
+        return False
+    if len(_plain_keys) > 10_000:
+        _plain_keys.clear()
+    _plain_keys.update(attributes)
+    return True
+
+
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
+
+
+def _encode_spans(spans: Sequence[ReadableSpan]) -> str:
+    """The spans as one JSON array of `_SPAN_FIELDS` arrays, with secrets removed.
+
+    Checking every value of every span cost more than the rest of the export together, so
+    the common case is checked in bulk: attribute keys against the set of keys already known
+    to be plain, and the encoded text for anything that looks like a key. Only a batch that
+    fails either check is encoded again, value by value (`_clean`).
+    """
+    arrays = [_span_array(span) for span in spans]
+    if all(_keys_are_plain(array[8]) for array in arrays):
+        text = _dumps(arrays)
+        if "sk-ant-" not in text and "Bearer" not in text:
+            return text
+    for array in arrays:
+        array[7] = _redact(array[7]) if array[7] else array[7]
+        array[8] = _clean(array[8])
+    return _dumps(arrays)
+
+
+def _span_array(span: ReadableSpan) -> list[Any]:
+    context = span.context
+    parent = span.parent
+    status = span.status
+    events = (
+        [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
+            for e in span.events
+        ]
+        if span.events
+        else []
+    )
+    return [
+        format(context.span_id, "016x") if context else "",
+        format(parent.span_id, "016x") if parent else None,
+        span.name,
+        _KIND_NAMES[span.kind],
+        span.start_time or 0,
+        span.end_time or span.start_time or 0,
+        _STATUS_NAMES[status.status_code],
+        status.description or None,
+        dict(span.attributes or {}),
+        events,
+    ]
 
 
 # -- the exporter --------------------------------------------------------------------------
@@ -314,7 +388,7 @@ class SqliteSpanExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         # Serialise outside the lock: only the database work needs to be one at a time.
-        span_rows = [self._span_row(span) for span in spans]
+        batch_rows = self._batch_rows(spans)
         run_rows = [run for span in spans if (run := _run_row(span)) is not None]
         with self._lock:
             if self._closed:
@@ -326,9 +400,9 @@ class SqliteSpanExporter(SpanExporter):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany(
-                        f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        span_rows,
+                        "INSERT INTO span_batches (trace_id, start_ns, resource, spans) "
+                        "VALUES (?, ?, ?, ?)",
+                        batch_rows,
                     )
                     db.executemany(
                         f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
@@ -402,35 +476,36 @@ class SqliteSpanExporter(SpanExporter):
             return 0
         deleted = db.execute("DELETE FROM runs WHERE start_ns < ?", (boundary,)).rowcount
         db.execute(
-            "DELETE FROM spans WHERE trace_id IN ("
-            " SELECT trace_id FROM spans GROUP BY trace_id HAVING MIN(start_ns) < ?"
+            "DELETE FROM span_batches WHERE trace_id IN ("
+            " SELECT trace_id FROM span_batches GROUP BY trace_id HAVING MIN(start_ns) < ?"
             " EXCEPT SELECT trace_id FROM runs)",
             (boundary,),
         )
         return deleted
 
-    def _span_row(self, span: ReadableSpan) -> tuple[Any, ...]:
-        context = span.context
-        parent = span.parent
-        events = [
-            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
-            for e in span.events
-        ]
-        message = span.status.description
-        return (
-            format(context.trace_id, "032x") if context else "",
-            format(context.span_id, "016x") if context else "",
-            format(parent.span_id, "016x") if parent else None,
-            span.name,
-            span.kind.name,
-            span.start_time or 0,
-            span.end_time or span.start_time or 0,
-            span.status.status_code.name,
-            _redact(message) if message else None,
-            _dumps(_clean(span.attributes)),
-            _dumps(events),
-            self._resource_json(span.resource),
-        )
+    def _batch_rows(self, spans: Sequence[ReadableSpan]) -> list[tuple[str, int, str, str]]:
+        """One row per trace (and resource) in `spans`: the trace id, its earliest start, the
+        resource and the spans as one JSON array."""
+        groups: dict[tuple[int, int], list[ReadableSpan]] = {}
+        for span in spans:
+            context = span.context
+            key = (context.trace_id if context else 0, id(span.resource))
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [span]
+            else:
+                group.append(span)
+        rows = []
+        for (trace_id, _), group in groups.items():
+            rows.append(
+                (
+                    format(trace_id, "032x"),
+                    min(span.start_time or 0 for span in group),
+                    self._resource_json(group[0].resource),
+                    _encode_spans(group),
+                )
+            )
+        return rows
 
     def _resource_json(self, resource: Resource) -> str:
         cached = self._resource
@@ -496,16 +571,39 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
         # A reader leaves a store as it is; it creates the tables only in a file that has
         # none (so that its queries find empty tables rather than fail).
         (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if create or not version:
+        if version > SCHEMA_VERSION:
+            raise MicroagentsError(
+                f"the trace store {path} was written by a newer microagents (format "
+                f"{version}; this version reads format {SCHEMA_VERSION}): upgrade microagents, "
+                "or set MICROAGENTS_HOME to keep this version's traces elsewhere"
+            )
+        if create or version != SCHEMA_VERSION:
             connection.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across application crashes in WAL mode; only a power loss
             # can lose the last transactions: fine for traces, and much faster than FULL.
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(SCHEMA)
+            _upgrade(connection)
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Create the tables, or bring a store of an older format up to this one, in one
+    transaction (a second process doing the same waits, then finds nothing left to do)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version != SCHEMA_VERSION:
+            script = SCHEMA + (MIGRATE_FROM_1 if version == 1 else "")
+            for statement in script.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+    except BaseException:
+        _rollback(connection)
+        raise
+    connection.execute("COMMIT")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -577,9 +675,15 @@ class TraceStore:
             run, trace_id = self._resolve(db, run_id_or_trace_id)
             assert db is not None  # _resolve raised if the store does not exist
             rows = db.execute(
-                f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ?", (trace_id,)
+                "SELECT spans, resource FROM span_batches WHERE trace_id = ?", (trace_id,)
             ).fetchall()
-        spans = [_span_record(row) for row in rows]
+        by_id: dict[str, SpanRecord] = {}
+        for encoded, resource in rows:
+            resource_attributes = json.loads(resource)
+            for array in json.loads(encoded):
+                span = _span_record(trace_id, array, resource_attributes)
+                by_id[span.span_id] = span  # an export retried after a failure repeats spans
+        spans = list(by_id.values())
         if run is not None:
             spans = _subtree(spans, run.span_id)
         # Parents before children when they start in the same nanosecond.
@@ -632,10 +736,10 @@ class TraceStore:
             trace_ids = [
                 row[0]
                 for row in db.execute(
-                    # A range on the primary key: every hex id with this prefix sorts in
+                    # A range on the index: every hex id with this prefix sorts in
                     # [low, low + 'g'), since 'g' sorts after every hex digit.
-                    "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? "
-                    "LIMIT 2",
+                    "SELECT DISTINCT trace_id FROM span_batches "
+                    "WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
                     (low, low + "g"),
                 )
             ]
@@ -653,7 +757,7 @@ class TraceStore:
         raise self._not_found(reference, db)
 
     def _not_found(self, reference: str, db: sqlite3.Connection | None) -> TraceNotFoundError:
-        empty = db is None or db.execute("SELECT 1 FROM spans LIMIT 1").fetchone() is None
+        empty = db is None or db.execute("SELECT 1 FROM span_batches LIMIT 1").fetchone() is None
         if empty:
             return TraceNotFoundError(
                 f"no run '{reference}': the trace store {self.path} is empty; run a workflow "
@@ -671,24 +775,12 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
     return RunRecord(*values)
 
 
-def _span_record(row: Sequence[Any]) -> SpanRecord:
+def _span_record(trace_id: str, array: list[Any], resource: Mapping[str, Any]) -> SpanRecord:
+    fields = dict(zip(_SPAN_FIELDS, array, strict=True))
     events = tuple(
-        SpanEvent(e["name"], e["time_ns"], e.get("attributes", {})) for e in json.loads(row[10])
+        SpanEvent(e["name"], e["time_ns"], e.get("attributes", {})) for e in fields.pop("events")
     )
-    return SpanRecord(
-        trace_id=row[0],
-        span_id=row[1],
-        parent_span_id=row[2],
-        name=row[3],
-        kind=row[4],
-        start_ns=row[5],
-        end_ns=row[6],
-        status_code=row[7],
-        status_message=row[8],
-        attributes=json.loads(row[9]),
-        events=events,
-        resource=json.loads(row[11]),
-    )
+    return SpanRecord(trace_id=trace_id, events=events, resource=resource, **fields)
 
 
 def _subtree(spans: list[SpanRecord], root_span_id: str) -> list[SpanRecord]:

@@ -5,12 +5,12 @@ anything here. One span per hop, attributes set in one call when the hop ends, n
 what did not happen. Model-call spans come from `TracedModel`, a wrapper around the model
 stack, so that the scheduler does not know about model calls at all.
 
-With an SDK `TracerProvider` (ours by default, or the application's), hops are recorded as
-light span objects and handed to the provider's span processors as SDK `ReadableSpan`s when
-they end: the same spans the SDK's exporters (the store, OTLP, console) receive, without the
-SDK's per-span validation and bookkeeping on the hot path, which cost ~25 µs a span here. The
-provider's sampler decides once per run. With any other provider, the OpenTelemetry API is
-used as it is.
+With an SDK `TracerProvider` (ours by default, or the application's), each hop is recorded
+as a light span that *is* an SDK `ReadableSpan`, handed to the provider's span processors when
+it ends: the same spans the SDK's exporters (the store, OTLP, console) receive, without the
+SDK's per-span locking, validation and bookkeeping on the hot path, which cost ~25 µs a span
+here. The provider's sampler decides once per run. With any other provider, the OpenTelemetry
+API is used as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -75,70 +76,99 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
-class _LightSpan:
-    """A hop being recorded: plain fields, turned into a `ReadableSpan` when it ends."""
+_UNSET = Status(StatusCode.UNSET)
+_NO_EVENTS: tuple[Event, ...] = ()
+_new_tuple = tuple.__new__
 
-    __slots__ = ("attributes", "context", "events", "kind", "name", "parent", "start", "status")
 
-    def __init__(
-        self,
-        name: str,
-        kind: SpanKind,
-        attributes: dict[str, Any],
-        context: SpanContext,
-        parent: SpanContext | None,
-    ) -> None:
-        self.name = name
-        self.kind = kind
-        self.attributes = attributes
-        self.context = context
-        self.parent = parent
-        self.start = time.time_ns()
-        self.events: list[Event] = []
-        self.status = _UNSET
+def _span_context(trace_id: int, span_id: int, flags: TraceFlags) -> SpanContext:
+    """A local `SpanContext` from ids we generated (so valid): the tuple `SpanContext.__new__`
+    would build, without re-checking the ids' ranges on every hop."""
+    context: SpanContext = _new_tuple(
+        SpanContext, (trace_id, span_id, False, flags, DEFAULT_TRACE_STATE, True)
+    )
+    return context
+
+
+class _LightSpan(ReadableSpan):
+    """A hop being recorded (``with`` makes it current) and, once ended, the `ReadableSpan`
+    the span processors receive.
+
+    It fills `ReadableSpan`'s fields itself, as the SDK's own `Span` does, so that one object
+    per hop serves both purposes; the in-memory-exporter tests check what exporters see.
+    """
+
+    _own_context: SpanContext
+    _token: Token[_LightSpan | None]
+
+    def __init__(self, sink: _Sink, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
+        parent = _current.get()
+        if parent is not None:
+            outer = parent._own_context
+            context = _span_context(outer[0], _ids.getrandbits(64), outer[3])
+            self._parent: SpanContext | None = outer
+        else:
+            context, self._parent = sink.root_context(name, kind, attributes)
+        self._own_context = self._context = context
+        self._name = name
+        self._kind = kind
+        self._attributes = attributes
+        self._start_time = time.time_ns()
+        self._end_time = None
+        self._events = _NO_EVENTS
+        self._links = ()
+        self._status = _UNSET
+        self._resource = sink.resource
+        self._instrumentation_scope = sink.scope
+        self._instrumentation_info = None
+        self._sink = sink
+
+    def __enter__(self) -> _LightSpan:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
+        self._end_time = time.time_ns()
+        if self._own_context[3] & 1:  # sampled
+            self._sink.on_end(self)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
+        self._attributes[key] = value  # type: ignore[index]
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self.attributes.update(attributes)
+        self._attributes.update(attributes)  # type: ignore[union-attr]
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
-        self.events.append(Event(name, dict(attributes or {}), time.time_ns()))
+        self._events = (*self._events, Event(name, dict(attributes or {}), time.time_ns()))
 
     def set_status(self, status: Status) -> None:
-        self.status = status
+        self._status = status
 
     def get_span_context(self) -> SpanContext:
-        return self.context
+        return self._own_context
 
 
-_UNSET = Status(StatusCode.UNSET)
 _current: ContextVar[_LightSpan | None] = ContextVar("microagents_span", default=None)
 
 
 class _Sink:
-    """Hands finished light spans to an SDK provider's span processors."""
+    """Where light spans come from (a provider's resource and sampler) and go to (its span
+    processors)."""
 
     def __init__(self, provider: SdkTracerProvider, version: str) -> None:
         self.provider = provider
+        self.resource = provider.resource
         self.scope = InstrumentationScope("microagents", version)
+        # The provider's processors are fixed once spans flow (adding one later is not a
+        # supported pattern), so the hot path calls the multi-processor's `on_end` directly.
+        self.on_end = provider._active_span_processor.on_end
 
-    def start(
+    def root_context(
         self, name: str, kind: SpanKind, attributes: dict[str, Any]
-    ) -> tuple[_LightSpan, Any]:
-        parent = _current.get()
-        if parent is not None:
-            context = SpanContext(
-                parent.context.trace_id, _ids.getrandbits(64), False, parent.context.trace_flags
-            )
-            span = _LightSpan(name, kind, attributes, context, parent.context)
-        else:
-            span = self._root(name, kind, attributes)
-        return span, _current.set(span)
-
-    def _root(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> _LightSpan:
-        # A run joins the application's current trace when there is one.
+    ) -> tuple[SpanContext, SpanContext | None]:
+        """A run's span context, and its parent: the application's current span, if any
+        (a run joins its trace). The provider's sampler decides here, once per run."""
         outer = trace.get_current_span().get_span_context()
         trace_id = outer.trace_id if outer.is_valid else _ids.getrandbits(128)
         decision = self.provider.sampler.should_sample(
@@ -149,48 +179,10 @@ class _Sink:
             attributes,
         ).decision
         sampled = decision is Decision.RECORD_AND_SAMPLE
-        context = SpanContext(
-            trace_id, _ids.getrandbits(64), False, _SAMPLED if sampled else _NOT_SAMPLED
+        context = _span_context(
+            trace_id, _ids.getrandbits(64), _SAMPLED if sampled else _NOT_SAMPLED
         )
-        return _LightSpan(name, kind, attributes, context, outer if outer.is_valid else None)
-
-    def end(self, span: _LightSpan, token: Any) -> None:
-        _current.reset(token)
-        if not span.context.trace_flags.sampled:
-            return
-        readable = ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=self.provider.resource,
-            attributes=span.attributes,
-            events=tuple(span.events),
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start,
-            end_time=time.time_ns(),
-            instrumentation_scope=self.scope,
-        )
-        self.provider._active_span_processor.on_end(readable)
-
-
-class _LightScope:
-    """`with` for a light span: a plain object, cheaper than a generator context manager."""
-
-    __slots__ = ("attributes", "kind", "light", "name", "sink", "token")
-
-    def __init__(self, sink: _Sink, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
-        self.sink = sink
-        self.name = name
-        self.kind = kind
-        self.attributes = attributes
-
-    def __enter__(self) -> _LightSpan:
-        self.light, self.token = self.sink.start(self.name, self.kind, self.attributes)
-        return self.light
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.sink.end(self.light, self.token)
+        return context, outer if outer.is_valid else None
 
 
 class Tracing:
@@ -213,6 +205,7 @@ class Tracing:
 
         self.tracer = tracer
         self.capture_content = capture_content
+        self._node_heads: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         # The fast path is the SDK's own (disabled with it: OTEL_SDK_DISABLED=true).
         sdk_on = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
         self._sink = (
@@ -244,7 +237,7 @@ class Tracing:
                 record_exception=False,
                 set_status_on_exception=False,
             )
-        return _LightScope(sink, name, kind, attributes)
+        return _LightSpan(sink, name, kind, attributes)
 
     def current(self) -> SpanLike:
         """The span of the hop running now."""
@@ -257,7 +250,7 @@ class Tracing:
         light = _current.get() if self._sink is not None else None
         if light is None:
             return nullcontext()
-        return trace.use_span(NonRecordingSpan(light.context), end_on_exit=False)
+        return trace.use_span(NonRecordingSpan(light.get_span_context()), end_on_exit=False)
 
     def run_span(
         self,
@@ -300,22 +293,14 @@ class Tracing:
     def node_span(
         self, kind: str, target: str, node_id: str, visit: int, item_index: int | None = None
     ) -> AbstractContextManager[SpanLike]:
-        operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
-        name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
-        attributes: dict[str, Any] = {
-            sc.OPERATION_NAME: operation,
-            name_key: target.split("@", 1)[0],
-            sc.NODE_ID: node_id,
-            sc.NODE_KIND: kind,
-            sc.NODE_VISIT: visit,
-        }
-        if kind == "agent":
-            attributes[sc.AGENT_ID] = target
-        elif kind == "tool":
-            attributes[sc.TOOL_TYPE] = "function"
+        head = self._node_heads.get((kind, target))
+        if head is None:
+            head = self._node_heads[kind, target] = _node_head(kind, target)
+        name, constant = head
+        attributes = {**constant, sc.NODE_ID: node_id, sc.NODE_VISIT: visit}
         if item_index is not None:
             attributes[sc.ITEM_INDEX] = item_index
-        return self._span(f"{operation} {target.split('@', 1)[0]}", attributes)
+        return self._span(name, attributes)
 
     def finish_node(self, span: SpanLike, run: NodeRun, kind: str = "agent") -> None:
         attempts = run.attempts
@@ -379,6 +364,7 @@ class TracedModel:
     def __init__(self, inner: Model, tracing: Tracing) -> None:
         self.inner = inner
         self.tracing = tracing
+        self._names: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await aclose_inner(self.inner)
@@ -429,7 +415,10 @@ class TracedModel:
                     for m in request.messages
                 ]
             )
-        with tracing._span(f"{sc.OP_CHAT} {request.model}", attributes, SpanKind.CLIENT) as span:
+        name = self._names.get(request.model)
+        if name is None:
+            name = self._names[request.model] = f"{sc.OP_CHAT} {request.model}"
+        with tracing._span(name, attributes, SpanKind.CLIENT) as span:
             try:
                 response = await self.inner.complete(request)
             except ModelError as error:
@@ -464,6 +453,19 @@ class TracedModel:
                 )
             span.set_attributes(finished)
             return response
+
+
+def _node_head(kind: str, target: str) -> tuple[str, dict[str, Any]]:
+    """A node span's name and the attributes that depend only on what the node runs."""
+    operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
+    name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
+    name = target.split("@", 1)[0]
+    attributes: dict[str, Any] = {sc.OPERATION_NAME: operation, name_key: name, sc.NODE_KIND: kind}
+    if kind == "agent":
+        attributes[sc.AGENT_ID] = target
+    elif kind == "tool":
+        attributes[sc.TOOL_TYPE] = "function"
+    return f"{operation} {name}", attributes
 
 
 def _json(value: Any) -> str:
