@@ -1,7 +1,8 @@
 """`python -m bench [--quick]`: every benchmark's table, then one `RATIOS {...}` line.
 
 Runs, in order: overhead (µs per step, sequential), concurrency (ideal ÷ actual at 200 in
-flight) and import time. Each figure is set against a baseline measured in this same run.
+flight), scale and memory (a big JSONL batch with checkpoints), end to end over HTTP (the real
+SDK against the loopback fake server) and import time. Each figure is set against a baseline measured in this same run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from . import concurrency, import_time, overhead
+from . import concurrency, http_e2e, import_time, overhead, scale
 
 
 def main() -> None:
@@ -38,6 +39,8 @@ def main() -> None:
     ratios: dict[str, Any] = {"mode": "quick" if quick else "full"}
     ratios.update(overhead.run(quick))
     ratios.update(concurrency.run(quick))
+    ratios.update(scale.run(quick))
+    ratios.update(http_e2e.run(quick))
     ratios.update(import_time.run(quick))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     sys.stdout.flush()

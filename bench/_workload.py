@@ -7,6 +7,7 @@ that what differs between contenders is the orchestration alone.
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any, TypedDict
 
 import anyio
@@ -162,3 +163,33 @@ def langgraph_triage(model: InstantModel) -> Any:
     graph.add_edge("extract", "check")
     graph.add_edge("check", END)
     return graph.compile()
+
+
+class CountingStoreExporter(ma.SqliteSpanExporter):
+    """The embedded store's exporter, counting what it stored (so a run can show that no
+    span was dropped)."""
+
+    stored = 0
+
+    def export(self, spans: Any) -> Any:
+        result = super().export(spans)
+        self.stored += len(spans)
+        return result
+
+
+def store_provider() -> tuple[CountingStoreExporter, Any]:
+    """A tracer provider exporting to a fresh embedded store, set up as `default_tracing()`
+    sets it up (same queue and batch sizes)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from microagents._telemetry import STORE_BATCH_SIZE, STORE_QUEUE_SIZE
+
+    exporter = CountingStoreExporter(Path(tempfile.mkdtemp()) / "traces.sqlite3")
+    provider = TracerProvider()
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=STORE_QUEUE_SIZE, max_export_batch_size=STORE_BATCH_SIZE
+        )
+    )
+    return exporter, provider

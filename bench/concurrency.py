@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 import microagents as ma
 
@@ -30,6 +31,7 @@ from ._workload import (
     langgraph_available,
     langgraph_triage,
     plain_triage,
+    store_provider,
     triage_workflow,
 )
 
@@ -57,17 +59,27 @@ def plain_asyncio() -> Body:
     return go
 
 
-def microagents_run_many() -> Body:
+def microagents_run_many(tracing: ma.Tracing | None = None) -> Body:
     workflow = triage_workflow()
 
     async def go(runs: int) -> None:
         done = 0
-        async with ma.Engine(SleepyModel(DELAY)) as engine:
+        async with ma.Engine(SleepyModel(DELAY), tracing=tracing) as engine:
             inputs = (TICKET for _ in range(runs))
             async for _, result in engine.run_many(workflow, inputs, concurrency=CONCURRENCY):
                 assert result.ok, result.error
                 done += 1
         assert done == runs
+
+    return go
+
+
+def flushed(body: Body, provider: Any) -> Body:
+    """`body`, then the store's queue flushed inside the timed pass: writing is counted."""
+
+    async def go(runs: int) -> None:
+        await body(runs)
+        await anyio.to_thread.run_sync(provider.force_flush)
 
     return go
 
@@ -99,9 +111,15 @@ def run(quick: bool) -> dict[str, Any]:
     """Print the concurrency table; return its ratios."""
     runs, repetitions = (1_000, 3) if quick else (5_000, 3)
     ideal = runs / CONCURRENCY * STEPS * DELAY
+    store, to_store = store_provider()
     contenders: list[tuple[str, str, Body]] = [
         ("asyncio", "plain asyncio (semaphore, task per run)", plain_asyncio()),
         ("microagents", "microagents (Engine.run_many, untraced)", microagents_run_many()),
+        (
+            "microagents_traced_store",
+            "microagents (run_many, traced to the store)",
+            flushed(microagents_run_many(ma.Tracing.from_provider(to_store)), to_store),
+        ),
     ]
     if langgraph_available():
         contenders.append(
@@ -117,8 +135,10 @@ def run(quick: bool) -> dict[str, Any]:
         actual, ratio = efficiency(body, runs, repetitions)
         ratios[f"{key}_efficiency"] = round(ratio, 2)
         print(f"{name:48}  {actual:8.2f}  {ratio:12.2f}")
+    to_store.shutdown()
     if "langgraph_efficiency" not in ratios:
         print(LANGGRAPH_MISSING)
+    print(f"(the store received {store.stored:,} spans; none may be dropped)")
     return ratios
 
 

@@ -15,10 +15,8 @@ import argparse
 import gc
 import logging
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,6 +31,7 @@ from ._workload import (
     langgraph_available,
     langgraph_triage,
     plain_triage,
+    store_provider,
     triage_workflow,
 )
 
@@ -40,6 +39,7 @@ Body = Callable[[int], Awaitable[None]]
 ASYNCIO = "plain asyncio (3 awaits + pydantic validation)"
 UNTRACED = "microagents, untraced"
 DROPPED = "microagents, traced (spans dropped)"
+IN_MEMORY = "microagents, traced to an in-memory exporter"
 STORED = "microagents, traced to the embedded store"
 LANGGRAPH = "LangGraph (graph engine only)"
 # Runs between flushes of the store's span queue (~8 spans a run; the queue holds 16,384).
@@ -110,9 +110,8 @@ def measure(body: Body, runs: int, repetitions: int) -> float:
 def run(quick: bool) -> dict[str, Any]:
     """Print the overhead table; return its ratios."""
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from microagents._telemetry import STORE_BATCH_SIZE, STORE_QUEUE_SIZE
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     runs, repetitions = (1_000, 3) if quick else (4_000, 5)
 
@@ -121,15 +120,11 @@ def run(quick: bool) -> dict[str, Any]:
 
     no_export = TracerProvider()
     no_export.add_span_processor(NoExport())
-    # The embedded store as `default_tracing()` sets it up (same queue and batch sizes).
-    to_store = TracerProvider()
-    to_store.add_span_processor(
-        BatchSpanProcessor(
-            ma.SqliteSpanExporter(Path(tempfile.mkdtemp()) / "traces.sqlite3"),
-            max_queue_size=STORE_QUEUE_SIZE,
-            max_export_batch_size=STORE_BATCH_SIZE,
-        )
-    )
+    # What a test suite does: every span kept in a list (cleared between passes).
+    memory = InMemorySpanExporter()
+    in_memory = TracerProvider()
+    in_memory.add_span_processor(SimpleSpanProcessor(memory))
+    _, to_store = store_provider()
     drops = _DropCounter()
     for logger in ("opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export"):
         logging.getLogger(logger).addFilter(drops)
@@ -137,6 +132,7 @@ def run(quick: bool) -> dict[str, Any]:
         (ASYNCIO, plain_asyncio, runs),
         (UNTRACED, microagents_runs(None), runs),
         (DROPPED, microagents_runs(ma.Tracing.from_provider(no_export)), runs),
+        (IN_MEMORY, microagents_runs(ma.Tracing.from_provider(in_memory), memory.clear), runs),
         (STORED, microagents_runs(ma.Tracing.from_provider(to_store), to_store.force_flush), runs),
     ]
     if langgraph_available():
@@ -161,6 +157,7 @@ def run(quick: bool) -> dict[str, Any]:
         "untraced_us_per_step": round(untraced, 1),
         "untraced_vs_asyncio": round(untraced / results[ASYNCIO], 1),
         "traced_dropped_vs_untraced": round(results[DROPPED] / untraced, 2),
+        "traced_in_memory_vs_untraced": round(results[IN_MEMORY] / untraced, 2),
         "traced_store_vs_untraced": round(results[STORED] / untraced, 2),
         "spans_dropped": drops.dropped,
     }
