@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 from jinja2.exceptions import SecurityError
+from pydantic import BaseModel
 
 from microagents._expressions import (
+    ENVIRONMENT,
     ExpressionError,
     compile_value,
     evaluate_value,
@@ -85,3 +87,31 @@ def test_expressions_cannot_build_huge_values() -> None:
     with pytest.raises(SecurityError, match="exponents are limited"):
         parse_expression("9 ** input.n").evaluate({"input": {"n": 10**6}})
     assert parse_expression("input.ticket * 3").evaluate({"input": {"ticket": "ab"}}) == "ababab"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "input.ticket",
+        "input.missing",
+        "input.missing.deeper",
+        "input.items",  # no such key: the sandbox's answer (the dict method), not a lookup
+        "input.nested.list",
+        "input.nested.none.x",
+        "input.nested.model.name",
+        "nodes.route.output.category",
+        "nodes.absent.output",
+        "unknown_name",
+        "input",
+    ],
+)
+def test_plain_paths_take_a_shortcut_that_answers_as_the_sandbox_does(source: str) -> None:
+    class Named(BaseModel):
+        name: str = "n"
+
+    context = {
+        "input": {"ticket": "hi", "nested": {"list": [1, 2], "none": None, "model": Named()}},
+        "nodes": {"route": {"output": {"category": "billing"}}},
+    }
+    in_sandbox = ENVIRONMENT.compile_expression(source, undefined_to_none=True)(**context)
+    assert parse_expression(source).evaluate(context) == in_sandbox

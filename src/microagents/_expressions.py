@@ -117,13 +117,56 @@ def parse_expression(source: str) -> Expression:
     """Compile a bare expression (``not nodes.check.output.valid``) for the sandbox."""
     ast = _parse("{{ " + source + " }}", source)
     compiled = ENVIRONMENT.compile_expression(source, undefined_to_none=True)
+
+    def in_sandbox(context: Mapping[str, Any]) -> Any:
+        return compiled(**context)
+
+    names = _attribute_names(ast)
     return Expression(
         source,
         tuple(_references(ast)),
         frozenset(find_undeclared_variables(ast)),
-        lambda context: compiled(**context),
+        _lookup(names, in_sandbox) if names else in_sandbox,
         direct=_direct_path(ast),
     )
+
+
+_ABSENT = object()
+
+
+def _lookup(names: tuple[str, ...], in_sandbox: Callable[[Mapping[str, Any]], Any]) -> Any:
+    """Evaluate ``a.b.c`` by plain dict lookups while every step is a dict that has the key
+    (what the sandbox would return too), and in the sandbox otherwise (a missing key, a
+    method name, an object): most bindings are such paths, and this skips setting up a Jinja
+    context for each, about a fifth of a small run's CPU."""
+    head, rest = names[0], names[1:]
+
+    def evaluate(context: Mapping[str, Any]) -> Any:
+        value = context.get(head, _ABSENT)
+        for name in rest:
+            if type(value) is not dict or name not in value:
+                return in_sandbox(context)
+            value = value[name]
+        return in_sandbox(context) if value is _ABSENT else value
+
+    return evaluate
+
+
+def _attribute_names(ast: nodes.Template) -> tuple[str, ...] | None:
+    """``("a", "b", "c")`` when the expression is exactly ``a.b.c`` (names and dots only)."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    if len(ast.body[0].nodes) != 1:
+        return None
+    names: list[str] = []
+    current = ast.body[0].nodes[0]
+    while isinstance(current, nodes.Getattr):
+        names.append(current.attr)
+        current = current.node
+    if not isinstance(current, nodes.Name) or current.ctx != "load":
+        return None
+    names.append(current.name)
+    return tuple(reversed(names))
 
 
 def parse_template_string(source: str) -> Expression:
