@@ -2,7 +2,8 @@
 
 Runs, in order: overhead (µs per step, sequential), concurrency (ideal ÷ actual at 200 in
 flight), scale and memory (a big JSONL batch with checkpoints), end to end over HTTP (the real
-SDK against the loopback fake server) and import time. Each figure is set against a baseline measured in this same run.
+SDK against the loopback fake server) and import time. Each figure is set against a
+baseline measured in this same run.
 """
 
 from __future__ import annotations
