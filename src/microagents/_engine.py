@@ -160,27 +160,38 @@ class Engine:
         concurrency: int,
         send: MemoryObjectSendStream[tuple[int, RunResult]],
     ) -> None:
-        limiter = anyio.CapacityLimiter(concurrency)
+        # `concurrency` workers pulling from one source, rather than a task per input: a task
+        # per input cost more than the runs' own orchestration. Each worker holds one input at
+        # a time, so at most `concurrency` are in memory.
+        source = aiter(_aiter(inputs))
+        taking = anyio.Lock()
+        counter = itertools.count()
+        exhausted = False
 
-        async def one(
-            index: int, item: Mapping[str, Any], out: MemoryObjectSendStream[Any]
-        ) -> None:
-            async with out:
+        async def take() -> tuple[int, Mapping[str, Any]] | None:
+            nonlocal exhausted
+            async with taking:  # one reader at a time: an async source may not be re-entrant
+                if exhausted:
+                    return None
                 try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    exhausted = True
+                    return None
+                return next(counter), item
+
+        async def worker(out: MemoryObjectSendStream[tuple[int, RunResult]]) -> None:
+            async with out:
+                while (taken := await take()) is not None:
+                    index, item = taken
                     result = await self.run(workflow, item)
-                    # Hand the result over before freeing the slot: a slow consumer must slow
-                    # the intake down, not let finished results pile up.
+                    # Hand the result over before taking the next input: a slow consumer must
+                    # slow the intake down, not let finished results pile up.
                     await out.send((index, result))
-                finally:
-                    limiter.release_on_behalf_of(index)
 
         async with send, anyio.create_task_group() as group:
-            index = 0
-            async for item in _aiter(inputs):
-                # Take a slot before reading further: at most `concurrency` inputs in memory.
-                await limiter.acquire_on_behalf_of(index)
-                group.start_soon(one, index, item, send.clone())
-                index += 1
+            for _ in range(concurrency):
+                group.start_soon(worker, send.clone())
 
     async def stream(
         self, workflow: CompiledWorkflow, run_input: Mapping[str, Any], *, deltas: bool = False
