@@ -44,7 +44,7 @@ _TEMPLATE = """\
 TODO: tell the model its one job.
 
 Text:
-{{{{ text }}}}
+{{ text }}
 """
 
 _TEST = '''\
@@ -79,7 +79,8 @@ def scaffold_agent(name: str, agents_dir: Path, tests_dir: Path) -> list[Path]:
     existing = [str(p) for p in (spec, template, test) if p.exists()]
     if existing:
         raise MicroagentsError(
-            f"{', '.join(existing)} already exists; choose another name or remove it first"
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+            "choose another name or remove them first"
         )
     relative = Path(os.path.relpath(spec.resolve(), tests_dir.resolve())).as_posix()
     files = {
