@@ -20,7 +20,13 @@ from ._errors import Location, MicroagentsError, Problem, SpecError
 from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
 from ._lock import LOCK_FILE, Lock
-from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
+from ._registry import (
+    AgentRegistry,
+    AgentSource,
+    FolderSource,
+    ResolutionError,
+    spec_files_under,
+)
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec
 
@@ -208,14 +214,7 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix in WORKFLOW_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
+            found.extend(spec_files_under(path))
         elif path.exists():
             found.append(path)
         else:
