@@ -52,8 +52,11 @@ def test_list_one_source(project: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, out, _ = run_cli(["agents", "list", "--source", "team", "--json"], capsys)
     assert code == 0
     # --source puts `team` first, so its team/qa now wins over ./agents.
-    assert [json.loads(line)["name"] for line in out.splitlines()] == ["team/qa", "team/summarizer"]
-    assert {json.loads(line)["source"] for line in out.splitlines()} == {"team"}
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["name"], r["versions"], r["source"]) for r in records] == [
+        ("team/qa", ["1.0.0"], "team"),
+        ("team/summarizer", ["1.0.0", "1.2.0"], "team"),
+    ]
 
 
 def test_show_says_which_source_won_and_who_uses_it(

@@ -170,3 +170,22 @@ def test_lock_refuses_names_it_cannot_move(
     assert code == 2
     assert "'team/nope' is not pinned and no workflow uses it; pinned: team/qa" in err
     assert not (project / "microagents.lock").exists()
+
+
+def test_agents_built_in_python_need_no_pin(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli(capsys, "lock")
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    local = ma.AgentSpec(
+        name="local", version="1.0.0", description="In code.", prompt="{{ q }}",
+        input=schema, output={"type": "object"},
+    )  # fmt: skip
+    flow = (
+        ma.Workflow("mixed", input=schema, output="{{ nodes.pinned.output }}")
+        .node("own", agent=local, input={"q": "{{ input.q }}"})
+        .node("pinned", agent="team/qa@^1", input={"question": "{{ input.q }}"})
+        .edge("own", "pinned")
+    )
+    compiled = flow.compile(ma.Project(project))
+    assert [a.reference for a in compiled.agents] == ["local@1.0.0", "team/qa@1.0.0"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,6 @@ def configured_sources(root: Path) -> list[SourceSpec]:
         return list(sources)
     default: list[SourceSpec] = [DEFAULT_FOLDER] if (root / DEFAULT_FOLDER).is_dir() else []
     return [*default, PACKAGES]
-
-
-def make_sources(specs: Sequence[SourceSpec], root: Path) -> list[AgentSource]:
-    """Sources for specs, in order; a source named twice keeps its first place."""
-    made: dict[str, AgentSource] = {}
-    for spec in specs:
-        source = make_source(spec, root)
-        made.setdefault(source.name, source)
-    return list(made.values())
 
 
 def make_source(spec: SourceSpec, root: Path) -> AgentSource:

@@ -42,7 +42,6 @@ class GitSource:
     url: str
     ref: str
     subdirectory: str = ""
-    cache: Path | None = None
     name: str = ""
     _folder: FolderSource | None = field(default=None, init=False, repr=False)
     _warnings: list[Problem] = field(default_factory=list, init=False, repr=False)
@@ -73,7 +72,7 @@ class GitSource:
         return self._folder
 
     def _materialize(self) -> Path:
-        cache = (self.cache or microagents_home() / "registry" / "git").resolve()
+        cache = (microagents_home() / "registry" / "git").resolve()
         key = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         mirror = cache / "repos" / f"{key}.git"
         fetched = False

@@ -15,7 +15,7 @@ from ._agent import CompiledAgent, compile_agent
 from ._agent_spec import AgentSpec
 from ._builtin_tools import BUILTIN_TOOLS
 from ._compiled import CompiledWorkflow
-from ._config import SourceSpec, configured_sources, make_sources
+from ._config import SourceSpec, configured_sources, make_source
 from ._errors import Location, MicroagentsError, Problem, SpecError
 from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
@@ -81,13 +81,11 @@ class Project:
         if agent_dirs is not None:
             return [FolderSource(Path(folder)) for folder in agent_dirs]
         specs = configured_sources(self.root) if sources is None else sources
-        made: list[AgentSource] = []
+        made: dict[str, AgentSource] = {}
         for spec in specs:
-            if isinstance(spec, str | Mapping):
-                made.extend(make_sources([spec], self.root))
-            else:
-                made.append(spec)
-        return made
+            source = make_source(spec, self.root) if isinstance(spec, str | Mapping) else spec
+            made.setdefault(source.name, source)  # named twice: keeps its first place
+        return list(made.values())
 
     @staticmethod
     def tools_from_modules(modules: Iterable[str]) -> list[Tool]:

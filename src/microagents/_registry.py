@@ -171,10 +171,18 @@ class AgentRegistry:
     once, and remembers what it resolved (which `microagents lock` writes down)."""
 
     def __init__(
-        self, sources: Iterable[AgentSource], *, lock: Lock | None = None, strict: bool = True
+        self,
+        sources: Iterable[AgentSource],
+        *,
+        lock: Lock | None = None,
+        strict: bool = True,
+        in_code: frozenset[str] = frozenset(),
     ) -> None:
         self.sources = list(sources)
         self.lock = lock
+        # Agents built in Python live in the program itself, which version control pins;
+        # the lock covers what comes from sources.
+        self.in_code = in_code
         # strict: only pinned versions resolve (run, validate); otherwise a pin is preferred
         # but a reference the lock does not cover resolves to the newest version (lock).
         self.strict = strict
@@ -190,11 +198,16 @@ class AgentRegistry:
         specs = list(specs)
         if not specs:
             return self
-        return AgentRegistry([SpecSource(specs), *self.sources], lock=self.lock, strict=self.strict)
+        return AgentRegistry(
+            [SpecSource(specs), *self.sources],
+            lock=self.lock,
+            strict=self.strict,
+            in_code=self.in_code | {spec.name for spec in specs},
+        )
 
     def with_lock(self, lock: Lock | None, *, strict: bool = True) -> AgentRegistry:
         """The same sources, resolving through `lock` (see `strict` in the class)."""
-        return AgentRegistry(self.sources, lock=lock, strict=strict)
+        return AgentRegistry(self.sources, lock=lock, strict=strict, in_code=self.in_code)
 
     def entries(self) -> list[AgentEntry]:
         """Every agent version, in source order; a name provided by an earlier source hides
@@ -259,7 +272,8 @@ class AgentRegistry:
                     _UNRESOLVED[kind],
                 )
             entry = next(e for e in candidates if e.version == best)
-        self.resolved[(kind, entry.name, entry.version)] = entry
+        if entry.name not in self.in_code:
+            self.resolved[(kind, entry.name, entry.version)] = entry
         return entry
 
     def _pinned(
@@ -267,7 +281,7 @@ class AgentRegistry:
     ) -> Entry[SpecT] | None:
         """The pinned entry for a reference; None when there is no lock, or a lenient lock
         does not pin it."""
-        if self.lock is None:
+        if self.lock is None or parsed.name in self.in_code:
             return None
         pins = self.lock.pinned(kind, parsed.name)
         best = parsed.range.best([p.version for p in pins])
