@@ -189,3 +189,11 @@ def test_agents_built_in_python_need_no_pin(
     )
     compiled = flow.compile(ma.Project(project))
     assert [a.reference for a in compiled.agents] == ["local@1.0.0", "team/qa@1.0.0"]
+
+
+def test_an_unknown_name_is_unknown_even_with_a_lock(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli(capsys, "lock")
+    code, _, err = cli(capsys, "agents", "show", "team/qq")
+    assert (code, err) == (2, "error MA301: unknown agent 'team/qq'; did you mean 'team/qa'?\n")

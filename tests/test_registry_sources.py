@@ -136,6 +136,7 @@ def test_sources_come_from_pyproject_or_microagents_toml(tmp_path: Path) -> None
         ("sources = [{git = 'b'}]\n", "needs a ref"),
         ("sources = ['git+https://example.com/agents.git']\n", "names no ref"),
         ("sources = [\n", "cannot be read"),
+        ("sources = ['git+https://example.com/a.git@--upload-pack=x']\n", "is not a git ref"),
     ],
 )
 def test_bad_configuration_says_what_to_write(tmp_path: Path, config: str, message: str) -> None:

@@ -47,6 +47,11 @@ class GitSource:
     _warnings: list[Problem] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.ref or self.ref.startswith("-"):
+            # git would read it as an option.
+            raise RegistryError(
+                "MA803", f"'{self.ref}' is not a git ref; give a branch, tag or commit"
+            )
         suffix = f"#{self.subdirectory}" if self.subdirectory else ""
         self.name = self.name or f"git+{self.url}@{self.ref}{suffix}"
 
@@ -79,7 +84,7 @@ class GitSource:
         if not mirror.is_dir():
             try:
                 _atomically(
-                    mirror, lambda tmp: _git("clone", "--bare", "--quiet", self.url, str(tmp))
+                    mirror, lambda tmp: _git("clone", "--bare", "--quiet", "--", self.url, str(tmp))
                 )
             except GitError as exc:
                 raise GitError(

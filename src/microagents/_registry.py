@@ -286,8 +286,8 @@ class AgentRegistry:
         pins = self.lock.pinned(kind, parsed.name)
         best = parsed.range.best([p.version for p in pins])
         if best is None:
-            if not self.strict:
-                return None
+            if not self.strict or not candidates:
+                return None  # a name no source offers is "unknown", said with suggestions
             pinned = ", ".join(p.reference for p in pins) or f"no version of '{parsed.name}'"
             raise ResolutionError(
                 f"{kind} '{parsed}' is not pinned in {self.lock.path} (it pins {pinned}); "
