@@ -279,3 +279,12 @@ def test_pip_layout_is_discovered_by_a_fresh_interpreter(tmp_path: Path) -> None
         "description": "Decide whether a support ticket asks for a refund that policy allows.",
         "source": "package:team-agents",
     }
+
+
+def test_a_password_in_a_git_url_is_never_shown(tmp_path: Path) -> None:
+    source = GitSource("https://bot:s3cret@127.0.0.1:9/agents.git", "v1")
+    assert source.name == "git+https://bot:***@127.0.0.1:9/agents.git@v1"
+    with pytest.raises(ma.RegistryError) as exc:
+        list(source.entries())
+    assert "s3cret" not in str(exc.value)
+    assert "cannot clone https://bot:***@127.0.0.1:9/agents.git" in str(exc.value)

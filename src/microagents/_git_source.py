@@ -25,6 +25,7 @@ from ._registry import AgentEntry, FolderSource, WorkflowEntry
 
 GIT_TIMEOUT_SECONDS = 300.0
 _FULL_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_USERINFO = re.compile(r"(://[^/@:\s]+):[^/@\s]+@")
 
 
 class GitError(RegistryError):
@@ -53,7 +54,8 @@ class GitSource:
                 "MA803", f"'{self.ref}' is not a git ref; give a branch, tag or commit"
             )
         suffix = f"#{self.subdirectory}" if self.subdirectory else ""
-        self.name = self.name or f"git+{self.url}@{self.ref}{suffix}"
+        # The name is shown and written to the lock file: never with a password in it.
+        self.name = redact(self.name or f"git+{self.url}@{self.ref}{suffix}")
 
     def entries(self) -> Iterable[AgentEntry]:
         return self._checkout().entries()
@@ -88,8 +90,8 @@ class GitSource:
                 )
             except GitError as exc:
                 raise GitError(
-                    f"cannot clone {self.url} ({exc}); check the URL, and that this machine "
-                    "can reach it (git credentials are never prompted for)"
+                    f"cannot clone {redact(self.url)} ({exc}); check the URL, and that this "
+                    "machine can reach it (git credentials are never prompted for)"
                 ) from None
             fetched = True
         commit = _commit(mirror, self.ref)
@@ -114,7 +116,7 @@ class GitSource:
             known = _git("--git-dir", str(mirror), "for-each-ref", "--format=%(refname:short)",
                          "refs/heads", "refs/tags").split()  # fmt: skip
             raise GitError(
-                f"ref '{self.ref}' not found in {self.url}; it has: "
+                f"ref '{self.ref}' not found in {redact(self.url)}; it has: "
                 f"{', '.join(known) or 'no branches or tags'}"
             )
         checkout = cache / "checkouts" / key / commit
@@ -140,6 +142,11 @@ def parse_git_spec(text: str) -> tuple[str, str, str]:
             "git+https://github.com/acme/agents.git@v1.2.0 (a branch, tag or commit)",
         )
     return rest[:at], rest[at + 1 :], subdirectory.strip("/")
+
+
+def redact(text: str) -> str:
+    """`text` with the password of any ``scheme://user:password@host`` URL replaced."""
+    return _USERINFO.sub(r"\1:***@", text)
 
 
 def _commit(mirror: Path, ref: str) -> str | None:
@@ -174,7 +181,7 @@ def _git(*args: str) -> str:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         # git's first "fatal:" line names the cause; what follows is general advice.
         cause = next((line for line in lines if line.startswith(("fatal:", "error:"))), None)
-        raise GitError(cause or (lines[-1] if lines else f"git {args[0]} failed"))
+        raise GitError(redact(cause or (lines[-1] if lines else f"git {args[0]} failed")))
     return done.stdout
 
 
