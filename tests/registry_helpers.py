@@ -1,12 +1,15 @@
-"""Building registry sources in a temporary folder: agent specs, git repositories, and an
-installed agent package (a ``.dist-info`` beside the package, as pip lays it out)."""
+"""Building registry sources in a temporary folder: agent specs, git repositories, and the
+example agent package installed with pip."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
-import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,19 +75,41 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 def install_example_package(site: Path) -> Path:
-    """Install examples/team_agents into `site` as pip would (package + dist-info with its
-    entry points), without a build backend or the network; return `site`."""
-    pyproject = tomllib.loads((EXAMPLE_PACKAGE / "pyproject.toml").read_text())
-    project = pyproject["project"]
-    shutil.copytree(EXAMPLE_PACKAGE / "src" / "team_agents", site / "team_agents")
-    dist_info = site / f"team_agents-{project['version']}.dist-info"
-    write(
-        dist_info / "METADATA",
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n",
+    """Install examples/team_agents into `site` with pip, offline: build its wheel here (the
+    package with its data files, and a dist-info with the entry points its pyproject.toml
+    declares, as a build backend would), then `pip install --target`; return `site`."""
+    project = tomllib.loads((EXAMPLE_PACKAGE / "pyproject.toml").read_text())["project"]
+    name, version = project["name"], project["version"]
+    dist_info = f"{name.replace('-', '_')}-{version}.dist-info"
+    entry_points = "".join(
+        f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in entries.items())
+        for group, entries in project["entry-points"].items()
     )
-    lines = []
-    for group, entries in project["entry-points"].items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {value}" for name, value in entries.items()]
-    write(dist_info / "entry_points.txt", "\n".join(lines) + "\n")
+    files = {
+        f"team_agents/{path.name}": path.read_bytes()
+        for path in sorted((EXAMPLE_PACKAGE / "src" / "team_agents").iterdir())
+        if path.is_file()
+    }
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    )
+    files[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{dist_info}/entry_points.txt"] = entry_points.encode()
+    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in files.items()]
+    files[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
+    wheel = site.parent / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--disable-pip-version-check", "--target", str(site), str(wheel)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )  # fmt: skip
     return site
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

@@ -223,9 +223,14 @@ def test_a_git_subdirectory_that_does_not_exist(repo: Path, tmp_path: Path) -> N
 # -- installed packages (entry points) ---------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/team_agents, pip-installed into a folder of its own (once for this module)."""
+    return install_example_package(tmp_path_factory.mktemp("install") / "site")
+
+
 @pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    site = install_example_package(tmp_path / "site")
+def installed(site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     return site
@@ -256,9 +261,10 @@ def test_a_named_entry_point_that_is_not_installed(installed: Path, tmp_path: Pa
         registry.entries()
 
 
-def test_pip_layout_is_discovered_by_a_fresh_interpreter(tmp_path: Path) -> None:
+def test_pip_installed_package_is_discovered_by_a_fresh_interpreter(
+    site: Path, tmp_path: Path
+) -> None:
     """The proof end to end: another process with the package on its path lists its agents."""
-    site = install_example_package(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "microagents"), "agents", "list", "--json"],
