@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import microagents as ma
-from microagents._config import configured_sources
+from microagents._config import configured_sources, make_source
 from microagents._git_source import GitSource
 from registry_helpers import (
     GIT_ENV,
@@ -126,6 +126,34 @@ def test_sources_come_from_pyproject_or_microagents_toml(tmp_path: Path) -> None
     assert configured_sources(tmp_path) == ["shared", "agents"]
     write(tmp_path / "microagents.toml", 'sources = [{git = "../repo", ref = "v1"}]\n')
     assert configured_sources(tmp_path) == [{"git": "../repo", "ref": "v1"}]
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "name"),
+    [
+        ("shared", "FolderSource", "shared"),
+        ({"folder": "shared"}, "FolderSource", "shared"),
+        (
+            "git+https://example.com/a.git@v1#agents",
+            "GitSource",
+            "git+https://example.com/a.git@v1#agents",
+        ),
+        (
+            {"git": "https://example.com/a.git", "ref": "v1"},
+            "GitSource",
+            "git+https://example.com/a.git@v1",
+        ),
+        ("packages", "PackageSource", "packages"),
+        ("packages:team,ops", "PackageSource", "packages:team,ops"),
+        ({"packages": True}, "PackageSource", "packages"),
+        ({"packages": ["team"]}, "PackageSource", "packages:team"),
+    ],
+)
+def test_each_way_of_writing_a_source(
+    tmp_path: Path, spec: str | dict[str, object], kind: str, name: str
+) -> None:
+    source = make_source(spec, tmp_path)
+    assert (type(source).__name__, source.name) == (kind, name)
 
 
 @pytest.mark.parametrize(
