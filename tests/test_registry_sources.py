@@ -126,6 +126,9 @@ def test_sources_come_from_pyproject_or_microagents_toml(tmp_path: Path) -> None
     assert configured_sources(tmp_path) == ["shared", "agents"]
     write(tmp_path / "microagents.toml", 'sources = [{git = "../repo", ref = "v1"}]\n')
     assert configured_sources(tmp_path) == [{"git": "../repo", "ref": "v1"}]
+    write(tmp_path / "microagents.toml", "sources = [\n")
+    with pytest.raises(ma.MicroagentsError, match=r"microagents.toml: invalid TOML: "):
+        configured_sources(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +166,6 @@ def test_each_way_of_writing_a_source(
         ("sources = [{folder = 'a', git = 'b'}]\n", "exactly one of folder, git or packages"),
         ("sources = [{git = 'b'}]\n", "needs a ref"),
         ("sources = ['git+https://example.com/agents.git']\n", "names no ref"),
-        ("sources = [\n", "cannot be read"),
         ("sources = ['git+https://example.com/a.git@--upload-pack=x']\n", "is not a git ref"),
     ],
 )

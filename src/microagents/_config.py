@@ -18,7 +18,6 @@ entry points). Earlier sources win for a name. Without configuration the sources
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,8 @@ from ._errors import RegistryError
 from ._git_source import GitSource, parse_git_spec
 from ._package_source import PackageSource
 from ._registry import AgentSource, FolderSource
+from ._settings import project_setting
 
-CONFIG_FILE = "microagents.toml"
-PYPROJECT_FILE = "pyproject.toml"
 DEFAULT_FOLDER = "agents"
 PACKAGES = "packages"
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:acme/agents.git
@@ -40,21 +38,14 @@ SourceSpec = str | Mapping[str, Any]
 
 def configured_sources(root: Path) -> list[SourceSpec]:
     """The source specs configured for the project at `root`, or the default ones."""
-    for name, table_path in ((CONFIG_FILE, ()), (PYPROJECT_FILE, ("tool", "microagents"))):
-        path = root / name
-        if not path.is_file():
-            continue
-        table = _table(path, table_path)
-        if table is None:
-            continue
-        if "sources" not in table:
-            continue
-        sources = table["sources"]
-        if not isinstance(sources, list) or not all(isinstance(s, str | dict) for s in sources):
-            raise _config_error(path, "`sources` must be a list of strings and tables")
-        return list(sources)
-    default: list[SourceSpec] = [DEFAULT_FOLDER] if (root / DEFAULT_FOLDER).is_dir() else []
-    return [*default, PACKAGES]
+    found = project_setting(root, "sources")
+    if found is None:
+        default: list[SourceSpec] = [DEFAULT_FOLDER] if (root / DEFAULT_FOLDER).is_dir() else []
+        return [*default, PACKAGES]
+    path, sources = found
+    if not isinstance(sources, list) or not all(isinstance(s, str | dict) for s in sources):
+        raise RegistryError("MA803", f"{path}: `sources` must be a list of strings and tables")
+    return list(sources)
 
 
 def make_source(spec: SourceSpec, root: Path) -> AgentSource:
@@ -100,17 +91,3 @@ def _git_url(url: str, root: Path) -> str:
     if "://" in url or _SCP_LIKE.match(url) or Path(url).is_absolute():
         return url
     return str((root / url).resolve())
-
-
-def _table(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
-    try:
-        data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise _config_error(path, f"cannot be read: {exc}") from None
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data if isinstance(data, dict) else None
-
-
-def _config_error(path: Path, what: str) -> RegistryError:
-    return RegistryError("MA803", f"{path}: {what}")
