@@ -161,7 +161,11 @@ def _commit(mirror: Path, ref: str) -> str | None:
 
 def _git(*args: str) -> str:
     # Never prompt for credentials: a prompt would hang a batch run or CI job.
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": ""}
+    env = {
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",  # unless the user configured their own
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
     try:
         done = subprocess.run(
             ["git", *args],
