@@ -56,7 +56,7 @@ def test_agents_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_agent_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["agents", "show", "routr"], capsys)
     assert code == 2
-    assert err == "error: unknown agent 'routr'; did you mean 'router'?\n"
+    assert err == "error MA301: unknown agent 'routr'; did you mean 'router'?\n"
 
 
 def test_missing_path_and_bad_tools_module(capsys: pytest.CaptureFixture[str]) -> None:

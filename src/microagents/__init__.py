@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         Problem,
         RateLimitedError,
+        RegistryError,
         ServerError,
         SpecError,
     )
@@ -135,6 +136,7 @@ _LAZY: dict[str, str] = {
     "RateLimitedError": "._errors",
     "RateLimitedModel": "._ratelimit",
     "RateLimits": "._tiers",
+    "RegistryError": "._errors",
     "ResolutionError": "._registry",
     "RetryPolicy": "._retry",
     "RetryingModel": "._retry",
@@ -284,6 +286,7 @@ __all__ = [
     "PermissionDeniedError",
     "Problem",
     "RateLimitedError",
+    "RegistryError",
     "ResolutionError",
     "ServerError",
     "SpecError",

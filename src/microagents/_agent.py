@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -105,13 +106,21 @@ def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
     )
 
 
+def prompt_file(spec: AgentSpec, source: Source) -> Path | None:
+    """The `.j2` file the prompt names (beside the spec), or None for an inline prompt."""
+    prompt = spec.prompt
+    if "\n" in prompt or not prompt.strip().endswith(PROMPT_FILE_SUFFIX):
+        return None
+    return source.folder / prompt.strip()
+
+
 def _prompt_text(
     spec: AgentSpec, source: Source, problems: list[Problem]
 ) -> tuple[str | None, Location]:
     prompt = spec.prompt
-    if "\n" in prompt or not prompt.strip().endswith(PROMPT_FILE_SUFFIX):
+    path = prompt_file(spec, source)
+    if path is None:
         return prompt, source.locate("prompt")
-    path = source.folder / prompt.strip()
     if not path.is_file():
         problems.append(
             Problem(

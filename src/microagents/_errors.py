@@ -5,6 +5,8 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     MicroagentsError
     ├── SpecError              a spec (agent, workflow, tool) is malformed or inconsistent;
     │                          carries every `Problem` found, each with file:line:col and field
+    ├── RegistryError          a registry source, the lock file or a reference cannot be used;
+    │                          carries a stable `code` (MA301 or MA8xx)
     └── ModelError             a model call failed; keeps the request id and HTTP status
         ├── AuthenticationError      401: no key, or a key the API refused
         ├── PermissionDeniedError    403: the key may not use this model or feature
@@ -17,7 +19,8 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
         └── ModelConnectionError     the connection failed or dropped; retried
 
 A message always says what is wrong and what to do about it; a `Problem` also carries a stable
-code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks) that a user can search for.
+code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks, ``MA8xx`` registry
+sources and the lock file) that a user can search for.
 """
 
 from __future__ import annotations
@@ -82,6 +85,15 @@ class SpecError(MicroagentsError):
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+class RegistryError(MicroagentsError):
+    """A registry source cannot be read, the lock file cannot be used, or a reference does not
+    resolve. `code` is the stable code that docs/errors.md explains."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _reading_order(problem: Problem) -> tuple[str, int, int]:

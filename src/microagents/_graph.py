@@ -16,7 +16,7 @@ import networkx as nx
 from ._agent import CompiledAgent
 from ._agent_spec import EscalationSpec
 from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow, EdgeKind, NodeKind
-from ._errors import MicroagentsError, Problem, SpecError, suggest
+from ._errors import MicroagentsError, Problem, RegistryError, SpecError, suggest
 from ._expressions import (
     BINDING_NAMES,
     ENVIRONMENT,
@@ -197,6 +197,9 @@ class _Compiler:
                 "workflow",
             )
             return None
+        except RegistryError as exc:
+            self.problem(exc.code, str(exc), *path, "workflow")
+            return None
         except MicroagentsError as exc:
             self.problem("MA303", str(exc), *path, "workflow")
             return None
@@ -212,6 +215,8 @@ class _Compiler:
         except SpecError as exc:
             self.problems.extend(exc.problems)
             self.problem("MA304", f"agent '{reference}' has errors (listed above)", *path)
+        except RegistryError as exc:
+            self.problem(exc.code, str(exc), *path)
         except MicroagentsError as exc:
             self.problem("MA301", str(exc), *path)
         return None

@@ -6,18 +6,27 @@ Python code builds one or uses the default for the current folder.
 
 from __future__ import annotations
 
+import copy
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ._agent import CompiledAgent, compile_agent
 from ._agent_spec import AgentSpec
 from ._builtin_tools import BUILTIN_TOOLS
 from ._compiled import CompiledWorkflow
+from ._config import SourceSpec, configured_sources, make_source
 from ._errors import Location, MicroagentsError, Problem, SpecError
 from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
-from ._registry import AgentRegistry, FolderSource
+from ._lock import LOCK_FILE, Lock
+from ._registry import (
+    AgentRegistry,
+    AgentSource,
+    FolderSource,
+    ResolutionError,
+    spec_files_under,
+)
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec
 
@@ -28,9 +37,14 @@ class Project:
     """Agents (a registry), tools and workflow folders, with the loading that uses them.
 
     ```python
-    project = Project(agent_dirs=["agents", "../shared/agents"], tools=[lookup_order])
+    project = Project(sources=["agents", "git+https://github.com/acme/agents.git@v2"])
     triage = project.load_workflow("workflows/support_triage.yaml")
     ```
+
+    The registry's sources are, in order: `agent_dirs` (folders, as given), else `sources`
+    (see `microagents._config`; relative to `root`), else what ``root``'s ``microagents.toml``
+    or ``pyproject.toml`` configures. When ``root/microagents.lock`` exists (and `use_lock`),
+    references resolve to its pinned versions only; a `registry` passed in is used as is.
     """
 
     def __init__(
@@ -38,17 +52,19 @@ class Project:
         root: Path | str = ".",
         *,
         agent_dirs: Sequence[Path | str] | None = None,
+        sources: Sequence[SourceSpec | AgentSource] | None = None,
         workflow_dirs: Sequence[Path | str] | None = None,
         tools: Iterable[Tool] = (),
         registry: AgentRegistry | None = None,
+        use_lock: bool = True,
     ) -> None:
         self.root = Path(root)
-        if agent_dirs is None:
-            # The default folder is optional (a project may define agents only in Python);
-            # folders that are asked for must exist, and FolderSource reports them if not.
-            default = self.root / "agents"
-            agent_dirs = [default] if default.is_dir() else []
-        self.registry = registry or AgentRegistry(FolderSource(Path(f)) for f in agent_dirs)
+        self.lock_path = self.root / LOCK_FILE
+        if registry is None:
+            registry = AgentRegistry(self._sources(agent_dirs, sources))
+            if use_lock and self.lock_path.is_file():
+                registry = registry.with_lock(Lock.read(self.lock_path))
+        self.registry = registry
         self.workflow_dirs = [
             Path(f)
             for f in (workflow_dirs if workflow_dirs is not None else [self.root / "workflows"])
@@ -56,6 +72,20 @@ class Project:
         self.tools = Tools([*BUILTIN_TOOLS, *tools])
         self._workflows: dict[Path, CompiledWorkflow] = {}
         self._loading: list[Path] = []
+
+    def _sources(
+        self,
+        agent_dirs: Sequence[Path | str] | None,
+        sources: Sequence[SourceSpec | AgentSource] | None,
+    ) -> list[AgentSource]:
+        if agent_dirs is not None:
+            return [FolderSource(Path(folder)) for folder in agent_dirs]
+        specs = configured_sources(self.root) if sources is None else sources
+        made: dict[str, AgentSource] = {}
+        for spec in specs:
+            source = make_source(spec, self.root) if isinstance(spec, str | Mapping) else spec
+            made.setdefault(source.name, source)  # named twice: keeps its first place
+        return list(made.values())
 
     @staticmethod
     def tools_from_modules(modules: Iterable[str]) -> list[Tool]:
@@ -88,7 +118,12 @@ class Project:
 
     def load_workflow(self, path: Path | str) -> CompiledWorkflow:
         """Load, compile and check one workflow file (sub-workflows included)."""
-        resolved = Path(path).resolve()
+        return self._compile_once(Path(path), lambda: load_workflow_spec(Path(path)))
+
+    def _compile_once(
+        self, path: Path, load: Callable[[], Sourced[WorkflowSpec]]
+    ) -> CompiledWorkflow:
+        resolved = path.resolve()
         cached = self._workflows.get(resolved)
         if cached is not None:
             return cached
@@ -97,7 +132,7 @@ class Project:
             raise MicroagentsError(f"sub-workflows include each other in a loop: {chain}")
         self._loading.append(resolved)
         try:
-            sourced = load_workflow_spec(Path(path))
+            sourced = load()
             compiled = self.compile(sourced.spec, sourced.source)
         finally:
             self._loading.pop()
@@ -115,14 +150,32 @@ class Project:
         )
 
     def _load_subworkflow(self, reference: str, parent: Source) -> CompiledWorkflow:
-        for candidate in self._candidates(reference, parent):
-            if candidate.is_file():
-                return self.load_workflow(candidate)
+        """A file beside the parent or in the workflow folders first (a project's own
+        workflows), then the registry's published workflows; ``name@range`` is always a
+        registry reference."""
+        if "@" not in reference:
+            for candidate in self._candidates(reference, parent):
+                if candidate.is_file():
+                    return self.load_workflow(candidate)
         folders = ", ".join(dict.fromkeys(str(f) for f in [parent.folder, *self.workflow_dirs]))
-        raise MicroagentsError(
-            f"no workflow '{reference}' in {folders}; give a path relative to this file "
-            "or the name of a workflow file there"
-        )
+        if reference.endswith(WORKFLOW_SUFFIXES):
+            raise MicroagentsError(
+                f"no workflow '{reference}' in {folders}; give a path relative to this file "
+                "or the name of a workflow file there"
+            )
+        try:
+            entry = self.registry.find_workflow(reference)
+        except ResolutionError as exc:
+            if "@" in reference or exc.code != "MA303":
+                raise
+            raise ResolutionError(
+                f"no workflow '{reference}' in {folders}, nor published in the registry "
+                f"sources ({exc}); give a path relative to this file, the name of a workflow "
+                "file there, or a published workflow's name",
+                "MA303",
+            ) from None
+        file = entry.sourced.source.file or Path(entry.name)
+        return self._compile_once(file, lambda: entry.sourced)
 
     def _candidates(self, reference: str, parent: Source) -> list[Path]:
         if reference.endswith(WORKFLOW_SUFFIXES):
@@ -132,6 +185,22 @@ class Project:
             for folder in [parent.folder, *self.workflow_dirs]
             for suffix in WORKFLOW_SUFFIXES
         ]
+
+    def relock(self, upgrade: Collection[str] | None = None) -> tuple[Lock, Lock]:
+        """Pin what the project's workflows use: (the lock as it was, the new lock).
+
+        Pins in the old lock stay where they still satisfy the workflows' references;
+        `upgrade` names whose pins move to the newest version in range (empty: every name).
+        Nothing is written; a workflow with errors raises `SpecError`.
+        """
+        old = Lock.read(self.lock_path) if self.lock_path.is_file() else Lock(path=self.lock_path)
+        kept = old if upgrade is None else old.without(set(upgrade))
+        pinning = copy.copy(self)
+        pinning.registry = self.registry.with_lock(kept, strict=False)
+        pinning._workflows, pinning._loading = {}, []
+        for file in spec_files([d for d in self.workflow_dirs if d.is_dir()]):
+            pinning.load_workflow(file)
+        return old, Lock(pinning.registry.pins(), self.lock_path)
 
     def problems(self) -> list[Problem]:
         """Problems in the agent sources (broken files that the registry skipped)."""
@@ -143,14 +212,7 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix in WORKFLOW_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
+            found.extend(spec_files_under(path))
         elif path.exists():
             found.append(path)
         else:

@@ -9,7 +9,6 @@ The table is data, resolved once: the defaults below, then the project's
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from ._errors import MicroagentsError, suggest
 from ._model import Usage
+from ._settings import project_setting
 
 PER_MILLION = 1_000_000
 
@@ -218,17 +218,6 @@ class TierTable:
 
 
 def _project_tiers(root: Path) -> Mapping[str, Mapping[str, Any]]:
-    for name, section in (("microagents.toml", ()), ("pyproject.toml", ("tool", "microagents"))):
-        path = root / name
-        if not path.is_file():
-            continue
-        try:
-            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise MicroagentsError(f"{path}: invalid TOML: {exc}") from None
-        for key in section:
-            data = data.get(key, {}) if isinstance(data, dict) else {}
-        tiers = data.get("tiers", {}) if isinstance(data, dict) else {}
-        if tiers:
-            return dict(tiers)
-    return {}
+    found = project_setting(root, "tiers")
+    tiers = found[1] if found is not None else None
+    return dict(tiers) if isinstance(tiers, dict) else {}

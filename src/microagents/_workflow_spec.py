@@ -14,7 +14,8 @@ NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
 
 
 class NodeSpec(Strict):
-    """One step: an agent, a Python tool, or another workflow.
+    """One step: an agent, a Python tool, or another workflow (a file, or one published in
+    the registry: ``workflow: team/refund_flow@^2``).
 
     ```yaml
     extract:
@@ -27,7 +28,9 @@ class NodeSpec(Strict):
     agent: str | None = Field(default=None, description="Agent reference: `name` or `name@range`.")
     tool: str | None = Field(default=None, description="Name of a registered Python tool.")
     workflow: str | None = Field(
-        default=None, description="Sub-workflow: a path relative to this file, or a name."
+        default=None,
+        description="Sub-workflow: a path relative to this file, a workflow name, or a "
+        "published workflow's `name@range` from the registry.",
     )
     description: str | None = None
     input: dict[str, Any] = Field(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._errors import MicroagentsError, Problem, SpecError
+from .._errors import MicroagentsError, Problem, RegistryError, SpecError
 
 if TYPE_CHECKING:  # the project (graph, networkx, pydantic) loads when a command needs it
     from .._project import Project
@@ -33,7 +33,15 @@ def _project_options(command: F) -> F:
         "agent_dirs",
         multiple=True,
         type=click.Path(path_type=Path),
-        help="Folder of agent specs (repeatable; default: ./agents).",
+        help="Folder of agent specs, instead of the configured sources (repeatable).",
+    )(command)
+    command = click.option(
+        "--source",
+        "sources",
+        multiple=True,
+        metavar="SOURCE",
+        help="Registry source ahead of the configured ones: a folder, git+URL@REF[#DIR], "
+        "or packages[:NAME] (repeatable; earlier wins).",
     )(command)
     command = click.option(
         "--tools",
@@ -45,7 +53,14 @@ def _project_options(command: F) -> F:
     return command
 
 
-def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> Project:
+def _make_project(
+    agent_dirs: tuple[Path, ...],
+    tool_modules: tuple[str, ...],
+    sources: tuple[str, ...] = (),
+    *,
+    use_lock: bool = True,
+) -> Project:
+    from .._config import SourceSpec, configured_sources
     from .._project import Project
 
     for folder in agent_dirs:
@@ -55,12 +70,22 @@ def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -
         # Like `python -m`, let --tools name a module in the working folder.
         sys.path.insert(0, "")
     tools = Project.tools_from_modules(tool_modules)
-    return Project(agent_dirs=list(agent_dirs) or None, tools=tools)
+    root = Path()
+    # --agents replaces the configured sources; --source goes ahead of them.
+    configured = [str(f) for f in agent_dirs] if agent_dirs else configured_sources(root)
+    specs: list[SourceSpec] = [*sources, *configured]
+    return Project(root, sources=specs, tools=tools, use_lock=use_lock)
 
 
 def _echo_problems(problems: list[Problem]) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 20)).columns
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,13 +98,16 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_project_options
 def validate(
-    paths: tuple[Path, ...], agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
+    paths: tuple[Path, ...],
+    agent_dirs: tuple[Path, ...],
+    tool_modules: tuple[str, ...],
+    sources: tuple[str, ...],
 ) -> None:
     """Check agent and workflow files (or folders of them) before any token is spent."""
     from .._loading import load_any_spec
     from .._project import spec_files
 
-    project = _make_project(agent_dirs, tool_modules)
+    project = _make_project(agent_dirs, tool_modules, sources)
     failed = 0
     files = spec_files(paths)
     for file in files:
@@ -120,62 +148,16 @@ def validate(
 )
 @_project_options
 def graph(
-    workflow: Path, fmt: str, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
+    workflow: Path,
+    fmt: str,
+    agent_dirs: tuple[Path, ...],
+    tool_modules: tuple[str, ...],
+    sources: tuple[str, ...],
 ) -> None:
     """Draw a workflow as Mermaid or Graphviz DOT."""
-    compiled = _make_project(agent_dirs, tool_modules).load_workflow(workflow)
+    compiled = _make_project(agent_dirs, tool_modules, sources).load_workflow(workflow)
     _echo_problems(list(compiled.warnings))
     click.echo(compiled.to_mermaid() if fmt == "mermaid" else compiled.to_dot(), nl=False)
-
-
-@cli.group()
-def agents() -> None:
-    """List and inspect the agents a project can use."""
-
-
-@agents.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@_project_options
-def agents_list(as_json: bool, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> None:
-    """Every agent version, with its tier and where it comes from."""
-    project = _make_project(agent_dirs, tool_modules)
-    entries = sorted(project.registry.entries(), key=lambda e: (e.name, e.version))
-    if as_json:
-        for entry in entries:
-            spec = entry.sourced.spec
-            record = {
-                "name": spec.name, "version": spec.version, "model": spec.model,
-                "description": spec.description, "tools": spec.tools, "source": entry.source_name,
-            }  # fmt: skip
-            click.echo(json.dumps(record))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("name", "version", "model", "description", "source", box=None)
-        for entry in entries:
-            spec = entry.sourced.spec
-            table.add_row(spec.name, spec.version, spec.model, spec.description, entry.source_name)
-        Console(width=max(100, _terminal_width())).print(table)
-    _echo_problems(project.problems())
-
-
-@agents.command("show")
-@click.argument("reference")
-@_project_options
-def agents_show(
-    reference: str, agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]
-) -> None:
-    """Show one agent (NAME or NAME@VERSION): spec, schemas and its prompt on an example."""
-    from .._builder import spec_to_yaml
-
-    agent = _make_project(agent_dirs, tool_modules).registry.resolve(reference)
-    click.echo(f"# {agent.reference} from {agent.source.file or 'python'}")
-    click.echo(spec_to_yaml(agent.spec, with_defaults=True), nl=False)
-    if agent.spec.examples:
-        example = agent.spec.examples[0].input
-        click.echo("\n# prompt rendered for the first example input")
-        click.echo(agent.render_prompt(example), nl=False)
 
 
 @cli.command()
@@ -193,16 +175,18 @@ from ._run import run as _run_command  # noqa: E402
 cli.add_command(_run_command)
 
 
+# The registry: `agents list|show|search|new|package` and `lock`.
+from ._agents import agents as _agents_group  # noqa: E402
+from ._lock import lock as _lock_command  # noqa: E402
+
+cli.add_command(_agents_group)
+cli.add_command(_lock_command)
+
+
 # The trace viewer (`trace list|show`); it imports nothing from this module.
 from ._trace import trace as _trace_group  # noqa: E402
 
 cli.add_command(_trace_group)
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         result = cli.main(args=argv, prog_name="microagents", standalone_mode=False)
     except SpecError as exc:
         _echo_problems(exc.problems)
+        sys.exit(EXIT_BAD_INPUT)
+    except RegistryError as exc:
+        # The same shape as a problem line, so that the code can be searched for.
+        click.echo(f"error {exc.code}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except MicroagentsError as exc:
         click.echo(f"error: {exc}", err=True)

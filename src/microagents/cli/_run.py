@@ -99,6 +99,7 @@ def run(
     cache: bool,
     agent_dirs: tuple[Path, ...],
     tool_modules: tuple[str, ...],
+    sources: tuple[str, ...],
 ) -> int:
     """Run WORKFLOW on one input (--input) or on every line of a JSONL file (--input-file).
 
@@ -129,7 +130,7 @@ def run(
                 raise MicroagentsError(f"{flag} goes with --input-file; --input prints its result")
         run_input = _parse_input(input_json)
     scale = _latency_scale() if backend == "simulate" else 0.0
-    compiled = _make_project(agent_dirs, tool_modules).load_workflow(workflow)
+    compiled = _make_project(agent_dirs, tool_modules, sources).load_workflow(workflow)
     _echo_problems(list(compiled.warnings))
     if backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
         raise MicroagentsError(NO_KEY_MESSAGE)
