@@ -38,8 +38,7 @@ from typing import IO, Any, Protocol
 
 import anyio
 import anyio.to_thread
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._checkpoint import (
     BatchState,
@@ -256,13 +255,26 @@ class BatchRunner:
     async def _feed(self, reader: _LineReader, store: CheckpointStore, sink: _Sink) -> None:
         slots = anyio.Semaphore(self.concurrency)
         send, receive = anyio.create_memory_object_stream[_Chunk](1)
+        # Items go to `concurrency` workers, not to a task each: spawning a task per item cost
+        # more than the rest of the batch runner's own work per item.
+        hand_over, take = anyio.create_memory_object_stream[_Entry]()
         async with anyio.create_task_group() as running:
             running.start_soon(self._read_ahead, reader, store, sink, send)
-            async with receive:
+            for _ in range(self.concurrency):
+                running.start_soon(self._work, take.clone(), slots, sink)
+            take.close()
+            async with receive, hand_over:
                 async for chunk in receive:
                     sink.forget_saved_before(chunk.lookup_saw)
                     for entry in chunk.entries:
-                        await self._dispatch(entry, chunk.seen, slots, running, sink)
+                        await self._dispatch(entry, chunk.seen, slots, hand_over, sink)
+
+    async def _work(
+        self, take: MemoryObjectReceiveStream[_Entry], slots: anyio.Semaphore, sink: _Sink
+    ) -> None:
+        async with take:
+            async for entry in take:
+                await self._run_one(entry, slots, sink)
 
     async def _read_ahead(
         self,
@@ -290,7 +302,7 @@ class BatchRunner:
         entry: _Entry,
         seen: Mapping[str, Seen],
         slots: anyio.Semaphore,
-        running: TaskGroup,
+        hand_over: MemoryObjectSendStream[_Entry],
         sink: _Sink,
     ) -> None:
         first = sink.first_index(entry.key)
@@ -331,7 +343,7 @@ class BatchRunner:
         if entry.item_id is not None:
             sink.open[entry.key] = entry.index
         self._in_flight += 1
-        running.start_soon(self._run_one, entry, slots, sink)
+        await hand_over.send(entry)  # a worker is free: this slot's last item has finished
 
     async def _run_one(self, entry: _Entry, slots: anyio.Semaphore, sink: _Sink) -> None:
         try:
