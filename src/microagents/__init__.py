@@ -42,6 +42,9 @@ if TYPE_CHECKING:
         RateLimitedError,
         ServerError,
         SpecError,
+        SqlDatabaseError,
+        SqlError,
+        SqlRefused,
     )
     from ._model import (
         ContentBlock,
@@ -78,6 +81,8 @@ if TYPE_CHECKING:
     )
     from ._retry import RetryingModel, RetryPolicy
     from ._simulate import SimulatedLatency, SimulatedModel
+    from ._sql_guard import GuardedQuery, guard_sql
+    from ._sql_tools import SqlDatabase, sql_tools
     from ._summary import BatchSummary
     from ._telemetry import default_tracing, flush_traces
     from ._tiers import Price, RateLimits, Tier, TierTable
@@ -146,6 +151,13 @@ _LAZY: dict[str, str] = {
     "SimulatedLatency": "._simulate",
     "SimulatedModel": "._simulate",
     "SpecError": "._errors",
+    "SqlDatabase": "._sql_tools",
+    "SqlDatabaseError": "._errors",
+    "SqlError": "._errors",
+    "SqlRefused": "._errors",
+    "GuardedQuery": "._sql_guard",
+    "guard_sql": "._sql_guard",
+    "sql_tools": "._sql_tools",
     "SqliteSpanExporter": "._trace_store",
     "StreamEnd": "._model",
     "StreamEvent": "._model",
@@ -271,6 +283,11 @@ __all__ = [
     "Tool",
     "Tools",
     "tool",
+    # SQL: databases for the sql.* tools, and the guard on its own
+    "GuardedQuery",
+    "SqlDatabase",
+    "guard_sql",
+    "sql_tools",
     # errors
     "AuthenticationError",
     "InvalidRequestError",
@@ -287,5 +304,8 @@ __all__ = [
     "ResolutionError",
     "ServerError",
     "SpecError",
+    "SqlDatabaseError",
+    "SqlError",
+    "SqlRefused",
     "__version__",
 ]

@@ -18,6 +18,7 @@ from ._errors import Location, MicroagentsError, Problem, SpecError
 from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
 from ._registry import AgentRegistry, FolderSource
+from ._sql_tools import SqlDatabase, sql_tools
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec
 
@@ -31,6 +32,9 @@ class Project:
     project = Project(agent_dirs=["agents", "../shared/agents"], tools=[lookup_order])
     triage = project.load_workflow("workflows/support_triage.yaml")
     ```
+
+    `database` (a URL or a `SqlDatabase`) is what the built-in tools `sql.schema` and
+    `sql.query` read; without one they say how to configure it when called.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class Project:
         workflow_dirs: Sequence[Path | str] | None = None,
         tools: Iterable[Tool] = (),
         registry: AgentRegistry | None = None,
+        database: SqlDatabase | str | None = None,
     ) -> None:
         self.root = Path(root)
         if agent_dirs is None:
@@ -53,7 +58,8 @@ class Project:
             Path(f)
             for f in (workflow_dirs if workflow_dirs is not None else [self.root / "workflows"])
         ]
-        self.tools = Tools([*BUILTIN_TOOLS, *tools])
+        self.database = SqlDatabase(database) if isinstance(database, str) else database
+        self.tools = Tools([*BUILTIN_TOOLS, *sql_tools(self.database), *tools])
         self._workflows: dict[Path, CompiledWorkflow] = {}
         self._loading: list[Path] = []
 

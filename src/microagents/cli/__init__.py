@@ -45,7 +45,9 @@ def _project_options(command: F) -> F:
     return command
 
 
-def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -> Project:
+def _make_project(
+    agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...], database: str | None = None
+) -> Project:
     from .._project import Project
 
     for folder in agent_dirs:
@@ -55,7 +57,7 @@ def _make_project(agent_dirs: tuple[Path, ...], tool_modules: tuple[str, ...]) -
         # Like `python -m`, let --tools name a module in the working folder.
         sys.path.insert(0, "")
     tools = Project.tools_from_modules(tool_modules)
-    return Project(agent_dirs=list(agent_dirs) or None, tools=tools)
+    return Project(agent_dirs=list(agent_dirs) or None, tools=tools, database=database)
 
 
 def _echo_problems(problems: list[Problem]) -> None:
