@@ -161,3 +161,19 @@ def test_the_shop_database_matches_its_script(shop_script: Any, tmp_path: Path) 
     shop_script.write_sqlite(fresh)
     committed, rebuilt = sqlite3.connect(SHOP_DB), sqlite3.connect(fresh)
     assert list(committed.iterdump()) == list(rebuilt.iterdump())
+
+
+def test_the_docs_list_every_allowed_function_name_and_every_code() -> None:
+    import re
+
+    from conftest import ROOT
+    from microagents._sql_functions import FUNCTION_NAMES
+
+    sql_doc = (ROOT / "docs" / "sql.md").read_text("utf-8")
+    for dialect, names in FUNCTION_NAMES.items():
+        missing = sorted(n for n in names if f"`{n}`" not in sql_doc)
+        assert not missing, (dialect, missing)
+    errors_doc = (ROOT / "docs" / "errors.md").read_text("utf-8")
+    source = "".join(p.read_text("utf-8") for p in (ROOT / "src" / "microagents").glob("_sql*.py"))
+    for code in sorted(set(re.findall(r'"(MA6\d\d)"', source))):
+        assert f"### {code}" in errors_doc, code

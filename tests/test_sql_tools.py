@@ -203,3 +203,17 @@ def test_values_become_json_friendly() -> None:
     assert plain(decimal.Decimal("1.50")) == 1.5
     assert plain(datetime.date(2025, 3, 1)) == "2025-03-01"
     assert plain(b"\x01\xff") == "01ff"
+
+
+def test_a_project_loads_no_sql_dependency_until_a_query_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, microagents as ma; p = ma.Project('.', database='sqlite:///x.db'); "
+        "print(sorted(m for m in ('sqlglot', 'duckdb', 'psycopg') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
