@@ -131,6 +131,7 @@ def test_scoping_filters_every_table_reference_with_a_bound_parameter() -> None:
     [
         ("SELECT * FROM audit", {"audit": ["id"]}, {"tenant_id": 1}, "has no column tenant_id"),
         ("SELECT * FROM orders", SHOP_COLUMNS, {"tenant_id": None}, "no value for the scope"),
+        ("SELECT * FROM orders", SHOP_COLUMNS, {"tenant_id OR 1=1": 1}, "not a plain column"),
         ("WITH orders AS (SELECT 1 AS x) SELECT * FROM orders", SHOP_COLUMNS, {"tenant_id": 1},
          "the CTE 'orders' has the name of a table"),
     ],

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import microagents as ma
-from microagents._sql_connect import plain
+from microagents._sql_connect import plain, pyformat
 from microagents._tool_calls import call_tool
 from sql_corpus.cross_tenant import CROSS_TENANT
 
@@ -194,6 +194,28 @@ def test_a_file_that_is_not_a_database_is_refused_when_opened(tmp_path: Path) ->
     with pytest.raises(ma.SqlDatabaseError, match="cannot open SQLite database") as bad:
         ma.SqlDatabase(f"sqlite:///{tmp_path / 'notes.db'}").connection()
     assert bad.value.code == "MA611"
+
+
+def test_postgres_parameters_leave_percent_literals_alone() -> None:
+    guarded = ma.guard_sql(
+        "SELECT name FROM customers WHERE name LIKE 'A%' AND email LIKE '%@example.com'",
+        "postgres",
+        columns={"customers": ["name", "email", "tenant_id"]},
+        scope={"tenant_id": 7},
+    )
+    assert pyformat(guarded.sql) == (
+        "SELECT name FROM (SELECT * FROM customers WHERE customers.tenant_id = "
+        "%(scope_tenant_id)s) AS customers WHERE name LIKE 'A%%' AND email LIKE '%%@example.com'"
+    )
+
+
+def test_postgres_without_its_driver_says_which_extra_to_install() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed here")
+    with pytest.raises(ma.SqlDatabaseError, match=r"pip install 'microagents\[postgres\]'"):
+        ma.SqlDatabase("postgresql://reader@localhost/shop").connection()
 
 
 def test_values_become_json_friendly() -> None:

@@ -9,8 +9,9 @@ guard let through by mistake still cannot write:
 
 - SQLite: opened with ``mode=ro``, ``PRAGMA query_only``, and an authorizer that allows only
   reading (no ATTACH, no PRAGMA, no writes); a progress handler ends a query at its deadline.
-- DuckDB: ``read_only=True`` with external access (files, network, extensions) off and the
-  configuration locked; a timer interrupts a query at its deadline.
+- DuckDB: ``read_only=True`` with external access (files, network, extensions) and Python
+  replacement scans off, and the configuration locked; a timer interrupts a query at its
+  deadline.
 - PostgreSQL: each query in its own ``READ ONLY`` transaction with a ``statement_timeout``.
 """
 
@@ -210,6 +211,8 @@ class _Sqlite:
 
 _DUCKDB_CONFIG = {
     "enable_external_access": "false",
+    # A table name that is not in the database must not resolve to a Python variable.
+    "python_enable_replacements": "false",
     "autoinstall_known_extensions": "false",
     "autoload_known_extensions": "false",
     "lock_configuration": "true",
@@ -332,7 +335,10 @@ class _Postgres:
 
     def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
         def read(cursor: Any) -> Rows:
-            cursor.execute(sql, dict(params))
+            if params:
+                cursor.execute(pyformat(sql), dict(params))
+            else:
+                cursor.execute(sql)
             return _rows(cursor, row_limit)
 
         rows: Rows = self._run(read, timeout)
@@ -340,6 +346,13 @@ class _Postgres:
 
     def close(self) -> None:
         """Nothing stays open between queries."""
+
+
+def pyformat(sql: str) -> str:
+    """`sql` for psycopg with parameters: every '%' doubled except in the guard's own
+    ``%(scope_...)s`` placeholders (the guard refuses any other parameter), so that a literal
+    such as ``LIKE 'A%'`` is not read as a placeholder."""
+    return sql.replace("%", "%%").replace("%%(scope_", "%(scope_")
 
 
 def _import(module: str, extra: str) -> Any:

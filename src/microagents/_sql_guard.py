@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,6 +43,9 @@ ScopeValue = str | int | float | bool
 """The type of a scope value: one column value, bound as a parameter."""
 
 _HOW_TO_FIX = "write one SELECT (or WITH ... SELECT) query that only reads"
+_DEFAULT_SCHEMAS: dict[Dialect, str] = {"sqlite": "main", "duckdb": "main", "postgres": "public"}
+"""The one schema a query may name: the tables the connection describes live there."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,7 @@ def guard_sql(
         if isinstance(node, exp.Table):
             if _is_cte_reference(node, cte_names):
                 continue
-            _check_table(node, allowed, known)
+            _check_table(node, allowed, known, dialect)
             tables.append(node)
     if scope is not None or allowed is not None:
         for name in sorted(cte_names & (set(known) | (allowed or set()))):
@@ -197,7 +201,10 @@ def _is_cte_reference(table: exp.Table, cte_names: set[str]) -> bool:
 
 
 def _check_table(
-    table: exp.Table, allowed: set[str] | None, known: Mapping[str, Collection[str]]
+    table: exp.Table,
+    allowed: set[str] | None,
+    known: Mapping[str, Collection[str]],
+    dialect: Dialect,
 ) -> None:
     from sqlglot import exp
 
@@ -208,10 +215,12 @@ def _check_table(
             f"'{table.sql()}' is not a table of this database (a file, a URL or a table "
             "function); read only from the database's tables",
         )
-    if table.args.get("catalog"):
+    schema = table.args.get("db")
+    if table.args.get("catalog") or (schema and schema.name.lower() != _DEFAULT_SCHEMAS[dialect]):
         raise SqlRefused(
             "MA607",
-            f"'{table.sql()}' names another database; read only from this database's tables",
+            f"'{table.sql()}' names another database or schema; read only from this "
+            "database's tables (their names need no prefix)",
         )
     if known and table.name.lower() not in known:
         raise SqlRefused(
@@ -237,6 +246,8 @@ def _scope(
 
     params: dict[str, ScopeValue] = {}
     for column, value in scope.items():
+        if not _IDENTIFIER.fullmatch(column):
+            raise SqlRefused("MA606", f"the scope column {column!r} is not a plain column name")
         if value is None:
             raise SqlRefused(
                 "MA606", f"no value for the scope column '{column}'; the caller must give one"
@@ -255,11 +266,13 @@ def _scope(
         source = exp.Table(this=table.this.copy(), db=table.args.get("db"))
         condition = exp.and_(
             *(
-                exp.column(column, table=table.name).eq(exp.Placeholder(this=f"scope_{column}"))
+                exp.column(column, table=table.this.copy()).eq(
+                    exp.Placeholder(this=f"scope_{column}")
+                )
                 for column in scope
             )
         )
-        alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+        alias = table.args.get("alias") or exp.TableAlias(this=table.this.copy())
         filtered = exp.select("*").from_(source).where(condition)
         table.replace(exp.Subquery(this=filtered, alias=alias.copy()))
     return params
