@@ -239,3 +239,49 @@ def test_a_project_loads_no_sql_dependency_until_a_query_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_an_agent_calling_sql_query_repairs_its_query_from_the_refusal(shop_sqlite: Path) -> None:
+    from microagents._model import ModelRequest, ModelResponse, ToolResultBlock, ToolUseBlock, Usage
+    from microagents.testing import FakeModel
+
+    analyst = ma.AgentSpec(
+        name="analyst",
+        version="1.0.0",
+        description="Answer a question from the database.",
+        prompt="{{ question }}",
+        input={"type": "object", "properties": {"question": {"type": "string"}}},
+        output={"type": "object", "properties": {"answer": {"type": "integer"}}},
+        tools=["sql.query"],
+    )
+    queries = iter(["DELETE FROM orders WHERE status = 'cancelled'", "SELECT count(*) FROM orders"])
+
+    def script(request: ModelRequest) -> ModelResponse:
+        last = request.messages[-1].content[-1]
+        if isinstance(last, ToolResultBlock) and not last.is_error:
+            call = ToolUseBlock("t-answer", "final_answer", {"answer": 1336})
+        else:
+            call = ToolUseBlock(f"t{len(request.messages)}", "sql.query", {"sql": next(queries)})
+        return ModelResponse((call,), "tool_use", Usage(10, 5), request.model)
+
+    model = FakeModel(script)
+    project = ma.Project(Path("/nonexistent"), database=f"sqlite:///{shop_sqlite}")
+    workflow = (
+        ma.Workflow("ask", input={"type": "object", "properties": {"question": {"type": "string"}}})
+        .node("ask", agent=analyst, input={"question": "{{ input.question }}"})
+        .compile(project)
+    )
+
+    async def main() -> ma.RunResult:
+        async with ma.Engine(model) as engine:
+            return await engine.run(workflow, {"question": "How many orders are left?"})
+
+    result = anyio.run(main)
+    assert result.ok, result.error
+    refusal = model.requests[1].messages[-1].content[0]
+    assert isinstance(refusal, ToolResultBlock)
+    assert refusal.is_error
+    assert "MA602: a DELETE statement is not allowed" in refusal.content
+    rows = model.requests[2].messages[-1].content[0]
+    assert isinstance(rows, ToolResultBlock)
+    assert '"rows": [[1336]]' in rows.content
