@@ -68,6 +68,8 @@ def test_with_the_guard_off_every_write_fails_and_the_file_is_unchanged(
     assert digest(shop) == before
     assert sorted(p.name for p in shop.parent.iterdir()) == [shop.name]
     assert database.query("SELECT count(*) FROM orders").rows == [[1336]]
+    with pytest.raises(ma.SqlError, match="row scoping needs the guard"):
+        database.query("SELECT count(*) FROM orders", {"tenant_id": 1})
 
 
 def test_a_query_past_its_time_limit_is_stopped(shop: Path) -> None:

@@ -123,6 +123,9 @@ class SqlDatabase:
     def query(self, sql: str, scope: Mapping[str, ScopeValue | None] | None = None) -> QueryRows:
         """Guard `sql` (scoped to `scope`), run it, and return at most `row_limit` rows."""
         connection = self.connection()
+        if not self.guard and scope:
+            # Scoping is the guard's rewrite: unguarded, the scope would be silently ignored.
+            raise SqlError("MA606", "row scoping needs the guard; this database has guard=False")
         guarded = self.check(sql, scope) if self.guard else GuardedQuery(sql)
         found = connection.query(
             guarded.sql, guarded.params, row_limit=self.row_limit, timeout=self.timeout
