@@ -20,6 +20,8 @@ def test_the_writer_prompt_first_after_a_refusal_and_after_a_rejection(
 ) -> None:
     writer = ma.Project(ROOT).registry.resolve("sql_writer")
     first = {"question": "How many orders were cancelled?", "tables": TABLES, "dialect": "sqlite"}
+    assert writer.system_template is not None
+    assert writer.system_template.render(first) == snapshot(name="system")
     assert writer.render_prompt(first) == snapshot(name="first")
     retry = {
         **first,

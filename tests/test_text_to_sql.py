@@ -107,8 +107,8 @@ def test_the_thirty_questions_get_their_reference_answers(
     writer_calls = [r for r in fake_anthropic.requests if WRITER in r.system_text]
     assert len(writer_calls) == 30
     assert {r.model for r in writer_calls} == {HAIKU}
-    tenant_three = next(r for r in writer_calls if "'T3-" in r.messages_text)
-    assert "'T1-" not in tenant_three.messages_text
+    tenant_three = next(r for r in writer_calls if "'T3-" in r.system_text)
+    assert "'T1-" not in tenant_three.system_text
 
 
 def test_a_refused_query_goes_back_to_the_writer_and_is_repaired(
