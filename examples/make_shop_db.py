@@ -70,8 +70,10 @@ CREATE TABLE support_tickets (
 );
 """
 
-FIRST = "Ada Ben Chloe Dev Elif Femi Greta Hugo Ines Jonas Kemal Lena Mateo Nora Omar Priya".split()
-LAST = "Moss Ortiz Novak Singh Berg Costa Dubois Fischer Haddad Ito Jensen Kowalski Lind".split()
+FIRST = ("Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas", "Kemal",
+         "Lena", "Mateo", "Nora", "Omar", "Priya")  # fmt: skip
+LAST = ("Moss", "Ortiz", "Novak", "Singh", "Berg", "Costa", "Dubois", "Fischer", "Haddad", "Ito",
+        "Jensen", "Kowalski", "Lind")  # fmt: skip
 COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "US", "GB", "SE", "PL")
 SEGMENTS = ("consumer", "consumer", "consumer", "business", "enterprise")
 CATEGORIES = {
