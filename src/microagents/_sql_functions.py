@@ -36,7 +36,10 @@ FUNCTION_CLASSES: frozenset[str] = _names(
     # text
     "concat concatws initcap left length lower pad repeat replace reverse right split "
     "splitpart startswith endswith strposition substring translate trim upper "
-    "regexpextract regexplike regexpreplace "
+    "regexpextract regexplike regexpreplace regexpilike regexpfullmatch collate "
+    # JSON and arrays (also the operators ->, ->>, @>, &&)
+    "jsonextract jsonextractscalar jsonbextract jsonbextractscalar jsonarraycontains "
+    "jsonbcontains arraycontains arraycontainsall arraycontainedby arrayoverlaps arrayposition "
     # dates and times
     "currentdate currenttimestamp date dateadd datediff datestrtodate datesub datetrunc "
     "datetime day dayofmonth dayofweek dayofyear extract hour lastday minute month "

@@ -85,6 +85,10 @@ def guard_sql(
         )
     try:
         parsed = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except RecursionError:
+        raise SqlRefused(
+            "MA605", "the statement is nested too deeply to check; write it with fewer levels"
+        ) from None
     except SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SqlRefused(
@@ -136,9 +140,8 @@ def _quiet_sqlglot() -> None:
 def _statement_kind(node: exp.Expr) -> str:
     from sqlglot import exp
 
-    if isinstance(node, exp.Command):
-        return f"a {str(node.this).upper()} statement"
-    return f"a {node.key.upper()} statement"
+    kind = str(node.this).upper() if isinstance(node, exp.Command) else node.key.upper()
+    return f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind} statement"
 
 
 def _check_node(node: exp.Expr, functions: frozenset[str], dialect: Dialect) -> None:
@@ -160,7 +163,8 @@ def _check_node(node: exp.Expr, functions: frozenset[str], dialect: Dialect) -> 
         raise SqlRefused(
             "MA607", "bind parameters are not allowed; write the values into the query"
         )
-    if isinstance(node, exp.Func) and not isinstance(node, exp.Connector | exp.Binary):
+    # AND/OR are functions to sqlglot; every other function, operators included, is checked.
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):
         name = node.name.lower() if isinstance(node, exp.Anonymous) else node.key
         if isinstance(node, exp.Anonymous) and name not in functions:
             raise SqlRefused(

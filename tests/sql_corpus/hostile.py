@@ -145,4 +145,5 @@ HOSTILE: list[tuple[tuple[str, ...], str, str]] = [
     (BOTH, "   \n ", "MA605"),
     (BOTH, "SELECT 'unterminated", "MA605"),
     (BOTH, "SELECT 1 " + "+ 1 " * 6000, "MA605"),
+    (BOTH, "SELECT " + "(" * 3000 + "1" + ")" * 3000, "MA605"),
 ]
