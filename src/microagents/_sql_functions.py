@@ -67,8 +67,3 @@ FUNCTION_NAMES: dict[Dialect, frozenset[str]] = {
     ),
 }
 """Functions sqlglot keeps as ``Anonymous`` (lower-case names), allowed per dialect."""
-
-
-def allowed_function_names(dialect: Dialect) -> frozenset[str]:
-    """Every function name a query in `dialect` may call (for messages and docs)."""
-    return FUNCTION_CLASSES | FUNCTION_NAMES[dialect]
