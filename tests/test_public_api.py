@@ -42,7 +42,8 @@ def test_all_is_sorted_within_its_groups() -> None:
 def test_importing_the_package_loads_no_heavy_dependency() -> None:
     code = (
         "import sys, microagents; "
-        "print(sorted(m for m in ('networkx', 'anthropic', 'opentelemetry', 'jinja2', 'rich') "
+        "print(sorted(m for m in ('networkx', 'anthropic', 'opentelemetry', 'jinja2', 'rich', "
+        "'sqlglot', 'duckdb') "
         "if m in sys.modules))"
     )
     loaded = subprocess.run(

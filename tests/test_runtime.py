@@ -449,6 +449,46 @@ def test_a_failing_node_fails_the_run_naming_it_unless_routed(tmp_path: Path) ->
     assert [n.status for n in result.nodes] == ["failed", "ok"]
 
 
+@pytest.mark.parametrize(("bound", "ok"), [(3, True), (2, False)])
+def test_an_on_error_edge_back_up_the_graph_retries_with_the_error(
+    tmp_path: Path, bound: int, ok: bool
+) -> None:
+    checked: list[str] = []
+
+    @ma.tool(name="strict.check")
+    def strict(text: str) -> str:
+        checked.append(text)
+        if len(checked) < 3:
+            raise ValueError(f"refusal {len(checked)}")
+        return text
+
+    flow = (
+        ma.Workflow("retry", input=TICKET, output="{{ nodes.check.output }}")
+        .node(
+            "work",
+            agent=agent(),
+            input={"text": "{{ input.ticket }} | {{ nodes.check.error.message }}"},
+        )
+        .node("check", tool="strict.check", input={"text": "{{ nodes.work.output.text }}"})
+        .edge("work", "check")
+        .edge("check", "work", on_error=True, max_visits=bound)
+        .compile(ma.Project(tmp_path, tools=[strict]))
+    )
+    result, model = run(flow, lambda r: answer(r, text=tier(r), confidence=0.9))
+
+    assert [n.node for n in result.nodes] == ["work", "check"] * bound
+    # Each retry sees the error it repairs, one rung up the ladder (the `rejected` trigger).
+    prompts = [r.messages[0].content[0].text for r in model.requests]  # type: ignore[union-attr]
+    assert "refusal 1" in prompts[1]
+    assert tiers_tried(result) == ["haiku", "sonnet", "opus"][:bound]
+    if ok:
+        assert result.ok
+        assert result.output == "opus"
+    else:
+        assert (result.status, result.failed_node) == ("failed", "check")
+        assert "refusal 2" in (result.error or "")
+
+
 def test_node_timeout_and_retries(tmp_path: Path) -> None:
     spec = agent(escalation=None)
     flow = ma.Workflow("slow", input=TICKET, output="{{ nodes.work.output }}").node(

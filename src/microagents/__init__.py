@@ -43,6 +43,9 @@ if TYPE_CHECKING:
         RegistryError,
         ServerError,
         SpecError,
+        SqlDatabaseError,
+        SqlError,
+        SqlRefused,
     )
     from ._model import (
         ContentBlock,
@@ -79,6 +82,8 @@ if TYPE_CHECKING:
     )
     from ._retry import RetryingModel, RetryPolicy
     from ._simulate import SimulatedLatency, SimulatedModel
+    from ._sql_guard import GuardedQuery, guard_sql
+    from ._sql_tools import SqlDatabase, sql_tools
     from ._summary import BatchSummary
     from ._telemetry import default_tracing, flush_traces
     from ._tiers import Price, RateLimits, Tier, TierTable
@@ -148,6 +153,13 @@ _LAZY: dict[str, str] = {
     "SimulatedLatency": "._simulate",
     "SimulatedModel": "._simulate",
     "SpecError": "._errors",
+    "SqlDatabase": "._sql_tools",
+    "SqlDatabaseError": "._errors",
+    "SqlError": "._errors",
+    "SqlRefused": "._errors",
+    "GuardedQuery": "._sql_guard",
+    "guard_sql": "._sql_guard",
+    "sql_tools": "._sql_tools",
     "SqliteSpanExporter": "._trace_store",
     "StreamEnd": "._model",
     "StreamEvent": "._model",
@@ -273,6 +285,11 @@ __all__ = [
     "Tool",
     "Tools",
     "tool",
+    # SQL: databases for the sql.* tools, and the guard on its own
+    "GuardedQuery",
+    "SqlDatabase",
+    "guard_sql",
+    "sql_tools",
     # errors
     "AuthenticationError",
     "InvalidRequestError",
@@ -290,5 +307,8 @@ __all__ = [
     "ResolutionError",
     "ServerError",
     "SpecError",
+    "SqlDatabaseError",
+    "SqlError",
+    "SqlRefused",
     "__version__",
 ]

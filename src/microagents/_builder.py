@@ -134,6 +134,7 @@ class Workflow:
             registry=base.registry.with_specs(self._agents),
             workflow_dirs=base.workflow_dirs,
             tools=[*base.tools.values(), *self._tools],
+            database=base.database,
         )
         return derived.compile(self.spec())
 

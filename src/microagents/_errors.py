@@ -7,20 +7,25 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     │                          carries every `Problem` found, each with file:line:col and field
     ├── RegistryError          a registry source, the lock file or a reference cannot be used;
     │                          carries a stable `code` (MA301 or MA8xx)
-    └── ModelError             a model call failed; keeps the request id and HTTP status
-        ├── AuthenticationError      401: no key, or a key the API refused
-        ├── PermissionDeniedError    403: the key may not use this model or feature
-        ├── ModelNotFoundError       404: the model id does not exist (check the tier table)
-        ├── InvalidRequestError      any other 4xx: the request itself is wrong; not retried
-        ├── RateLimitedError         429: retried after `retry_after` seconds
-        ├── OverloadedError          529: the API is overloaded; retried
-        ├── ServerError              5xx, 408, 409: retried
-        ├── ModelTimeoutError        the call took longer than its timeout; retried
-        └── ModelConnectionError     the connection failed or dropped; retried
+    ├── ModelError             a model call failed; keeps the request id and HTTP status
+    │   ├── AuthenticationError      401: no key, or a key the API refused
+    │   ├── PermissionDeniedError    403: the key may not use this model or feature
+    │   ├── ModelNotFoundError       404: the model id does not exist (check the tier table)
+    │   ├── InvalidRequestError      any other 4xx: the request itself is wrong; not retried
+    │   ├── RateLimitedError         429: retried after `retry_after` seconds
+    │   ├── OverloadedError          529: the API is overloaded; retried
+    │   ├── ServerError              5xx, 408, 409: retried
+    │   ├── ModelTimeoutError        the call took longer than its timeout; retried
+    │   └── ModelConnectionError     the connection failed or dropped; retried
+    └── SqlError               a SQL tool could not answer; carries a stable ``MA6xx`` code
+        ├── SqlRefused               the guard refused the statement before it reached the
+        │                            database (an agent gets the reason and can repair)
+        └── SqlDatabaseError         the database could not be opened, failed the query, or
+                                     the query ran out of time
 
-A message always says what is wrong and what to do about it; a `Problem` also carries a stable
-code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks, ``MA8xx`` registry
-sources and the lock file) that a user can search for.
+A message always says what is wrong and what to do about it; a `Problem` (and a `SqlError`)
+also carries a stable code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks,
+``MA6xx`` SQL, ``MA8xx`` registry sources and the lock file) that a user can search for.
 """
 
 from __future__ import annotations
@@ -181,3 +186,20 @@ class ModelConnectionError(ModelError):
     """The connection could not be made or was dropped."""
 
     retryable = True
+
+
+class SqlError(MicroagentsError):
+    """A SQL tool could not answer. `code` is stable (``MA6xx``, see docs/errors.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.reason = message
+
+
+class SqlRefused(SqlError):
+    """The SQL guard refused a statement; nothing reached the database."""
+
+
+class SqlDatabaseError(SqlError):
+    """The database could not be opened, failed the query, or the query timed out."""

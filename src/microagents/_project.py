@@ -27,6 +27,7 @@ from ._registry import (
     ResolutionError,
     spec_files_under,
 )
+from ._sql_tools import SqlDatabase, sql_tools
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec
 
@@ -45,6 +46,8 @@ class Project:
     (see `microagents._config`; relative to `root`), else what ``root``'s ``microagents.toml``
     or ``pyproject.toml`` configures. When ``root/microagents.lock`` exists (and `use_lock`),
     references resolve to its pinned versions only; a `registry` passed in is used as is.
+    `database` (a URL or a `SqlDatabase`) is what the built-in tools `sql.schema` and
+    `sql.query` read; without one they say how to configure it when called.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Project:
         tools: Iterable[Tool] = (),
         registry: AgentRegistry | None = None,
         use_lock: bool = True,
+        database: SqlDatabase | str | None = None,
     ) -> None:
         self.root = Path(root)
         self.lock_path = self.root / LOCK_FILE
@@ -69,7 +73,8 @@ class Project:
             Path(f)
             for f in (workflow_dirs if workflow_dirs is not None else [self.root / "workflows"])
         ]
-        self.tools = Tools([*BUILTIN_TOOLS, *tools])
+        self.database = SqlDatabase(database) if isinstance(database, str) else database
+        self.tools = Tools([*BUILTIN_TOOLS, *sql_tools(self.database), *tools])
         self._workflows: dict[Path, CompiledWorkflow] = {}
         self._loading: list[Path] = []
 

@@ -152,13 +152,25 @@ class WorkflowRun:
         run = await self._run_node(plan_node, visit, self.context)
         self.status[node_id] = DONE
         if run.status == "failed":
-            if not plan_node.error_routes:
+            caught = {edge.spec.to for edge in plan_node.error_routes if edge.spec.to}
+            # An on_error edge back up the graph is a retry with the error as feedback, while
+            # its max_visits lasts; after that the failure stands unless a forward one catches.
+            retry = [
+                t
+                for t in caught & plan_node.loop_targets
+                if self.visits[t] < self.plan.max_visits[(node_id, t)]
+            ]
+            caught -= plan_node.loop_targets
+            if not retry and not caught:
                 raise _RunFailed(node_id, run.error or "failed")
             self.nodes_state[node_id] = {
                 "output": None,
                 "error": {"type": "NodeError", "message": run.error},
             }
-            caught = {edge.spec.to for edge in plan_node.error_routes}
+            for target in retry:
+                self._rearm(node_id, target)
+            if retry:
+                return
             for target in plan_node.forward_targets:
                 self._resolve(node_id, target, target in caught)
             return

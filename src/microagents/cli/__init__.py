@@ -59,6 +59,7 @@ def _make_project(
     sources: tuple[str, ...] = (),
     *,
     use_lock: bool = True,
+    database: str | None = None,
 ) -> Project:
     from .._config import SourceSpec, configured_sources
     from .._project import Project
@@ -74,7 +75,7 @@ def _make_project(
     # --agents replaces the configured sources; --source goes ahead of them.
     configured = [str(f) for f in agent_dirs] if agent_dirs else configured_sources(root)
     specs: list[SourceSpec] = [*sources, *configured]
-    return Project(root, sources=specs, tools=tools, use_lock=use_lock)
+    return Project(root, sources=specs, tools=tools, use_lock=use_lock, database=database)
 
 
 def _echo_problems(problems: list[Problem]) -> None:

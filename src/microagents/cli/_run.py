@@ -86,6 +86,13 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     is_flag=True,
     help="Answer repeated identical requests from a response cache under MICROAGENTS_HOME.",
 )
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="MICROAGENTS_DATABASE",
+    help="What the sql.schema and sql.query tools read, read-only: sqlite:///path.db, "
+    "duckdb:///path.duckdb or postgresql://... (default: $MICROAGENTS_DATABASE).",
+)
 @_project_options
 def run(
     workflow: Path,
@@ -97,6 +104,7 @@ def run(
     resume: bool,
     budget_usd: float | None,
     cache: bool,
+    database: str | None,
     agent_dirs: tuple[Path, ...],
     tool_modules: tuple[str, ...],
     sources: tuple[str, ...],
@@ -130,7 +138,10 @@ def run(
                 raise MicroagentsError(f"{flag} goes with --input-file; --input prints its result")
         run_input = _parse_input(input_json)
     scale = _latency_scale() if backend == "simulate" else 0.0
-    compiled = _make_project(agent_dirs, tool_modules, sources).load_workflow(workflow)
+    project = _make_project(agent_dirs, tool_modules, sources, database=database)
+    if project.database is not None:
+        project.database.connection()  # a wrong URL or path is bad input: say so before running
+    compiled = project.load_workflow(workflow)
     _echo_problems(list(compiled.warnings))
     if backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
         raise MicroagentsError(NO_KEY_MESSAGE)
