@@ -21,7 +21,7 @@ def test_default_tiers_are_the_reference_lineup_with_list_prices() -> None:
     tiers = TierTable()
     assert [tiers.resolve(t).model for t in ("haiku", "sonnet", "opus")] == [
         "claude-haiku-4-5",
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
         "claude-opus-4-5",
     ]
     prices = [tiers.resolve(t).price for t in ("haiku", "sonnet", "opus")]
@@ -92,7 +92,7 @@ def test_the_cheapest_tier_is_sometimes_unsure_so_dry_runs_show_escalation() -> 
         return found
 
     haiku = anyio.run(confidences, "claude-haiku-4-5")
-    sonnet = anyio.run(confidences, "claude-sonnet-4-5")
+    sonnet = anyio.run(confidences, "claude-sonnet-4-6")
     assert 5 < sum(c < 0.5 for c in haiku) < 35
     assert min(sonnet) >= 0.9
     assert anyio.run(confidences, "claude-haiku-4-5") == haiku  # deterministic

@@ -24,7 +24,7 @@ from microagents._results import Escalated, NodeFinished, NodeStarted, RunFinish
 from microagents.testing import FakeModel
 
 TICKET = {"type": "object", "properties": {"ticket": {"type": "string"}}, "required": ["ticket"]}
-MODELS = {"claude-haiku-4-5": "haiku", "claude-sonnet-4-5": "sonnet", "claude-opus-4-5": "opus"}
+MODELS = {"claude-haiku-4-5": "haiku", "claude-sonnet-4-6": "sonnet", "claude-opus-4-5": "opus"}
 
 
 class Answer(BaseModel):
@@ -286,7 +286,7 @@ def test_support_triage_routes_extracts_and_loops_back_on_rejection(project: ma.
         ("extract_billing", "rejected", "haiku", "sonnet")
     ]
     second_extract = [r for r in model.requests if r.metadata["agent"] == "extractor"][1]
-    assert second_extract.model == "claude-sonnet-4-5"
+    assert second_extract.model == "claude-sonnet-4-6"
     assert "amount wrong" in second_extract.messages[0].content[0].text  # type: ignore[union-attr]
     assert result.output["verdict"].valid is True
 

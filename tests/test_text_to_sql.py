@@ -25,7 +25,6 @@ QUESTIONS = [
 ]
 WRITER, REVIEWER = "SQL-writing step", "strict reviewer of SQL"
 HAIKU = "claude-haiku-4-5"
-# Not the default claude-sonnet-4-5: the SDK warns that it is deprecated, and warnings are errors.
 SONNET = "claude-sonnet-4-6"
 Writes = Callable[[ReceivedRequest], str]
 

@@ -107,7 +107,7 @@ class _Recorder:
         content: bool = False,
         **extra: Any,
     ) -> None:
-        model = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5"}[tier]
+        model = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-6"}[tier]
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_CHAT,
             sc.PROVIDER_NAME: sc.PROVIDER,
@@ -318,7 +318,7 @@ def test_a_run_is_stored_as_spans_and_one_run_row(provider: TracerProvider) -> N
         "invoke_workflow support_triage",
         "invoke_agent router",
         "chat claude-haiku-4-5",
-        "chat claude-sonnet-4-5",
+        "chat claude-sonnet-4-6",
         "invoke_agent responder",
         "chat claude-haiku-4-5",
         "execute_tool kb.search",

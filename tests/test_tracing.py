@@ -97,7 +97,7 @@ def test_support_triage_span_tree(
     assert agent["name"] == "invoke_agent router"
     assert [c["name"] for c in agent["children"]] == [
         "chat claude-haiku-4-5",
-        "chat claude-sonnet-4-5",
+        "chat claude-sonnet-4-6",
     ]
     assert agent["events"][0]["microagents.escalation.trigger"] == "low_confidence"
     assert tool["name"] == "execute_tool review.enqueue"

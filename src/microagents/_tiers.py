@@ -93,7 +93,7 @@ DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 
 DEFAULT_TIERS: Mapping[str, Tier] = {
     "haiku": Tier("haiku", "claude-haiku-4-5", KNOWN_PRICES["claude-haiku-4-5"]),
-    "sonnet": Tier("sonnet", "claude-sonnet-4-5", KNOWN_PRICES["claude-sonnet-4-5"]),
+    "sonnet": Tier("sonnet", "claude-sonnet-4-6", KNOWN_PRICES["claude-sonnet-4-6"]),
     "opus": Tier("opus", "claude-opus-4-5", KNOWN_PRICES["claude-opus-4-5"]),
 }
 
