@@ -169,10 +169,12 @@ def test_bad_lines_fail_with_their_line_number_and_the_rest_finish(tmp_path: Pat
     assert by_index[7]["error"].startswith("items.jsonl:7: not UTF-8 text")
     assert "does not match the workflow's input schema" in by_index[8]["error"]
     assert by_index[1]["output"] == {"label": "fine"}
-    assert set(by_index[1]) == {
+    assert set(by_index[1]) == set(by_index[4]) == {
         "index", "id", "status", "output", "error", "failed_node", "escalations", "cost_usd",
-        "simulated",
+        "simulated", "run_id", "trace_id",
     }  # fmt: skip
+    assert by_index[1]["run_id"] is not None
+    assert by_index[4]["run_id"] is None  # a bad line never became a run
     assert sorted(markers(model.requests)) == ["marker-1", "marker-10", "marker-2", "marker-3",
                                                "marker-9"]  # fmt: skip
     assert (summary.ok, summary.failed, summary.malformed) == (5, 4, 3)

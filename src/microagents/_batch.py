@@ -402,6 +402,9 @@ class BatchRunner:
                 ],
                 "cost_usd": round(result.cost_usd, 8),
                 "simulated": result.simulated or self.simulated,
+                # Where to look next: `microagents trace show RUN_ID`.
+                "run_id": result.run_id,
+                "trace_id": result.trace_id,
             }
         )
 
@@ -417,6 +420,8 @@ class BatchRunner:
                 "escalations": [],
                 "cost_usd": 0.0,
                 "simulated": self.simulated,
+                "run_id": None,
+                "trace_id": None,
             }
         )
 

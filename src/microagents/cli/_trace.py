@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -490,8 +491,14 @@ def _no_content() -> Text:
 def _console() -> Console:
     from rich.console import Console
 
+    if not sys.stdout.isatty():
+        # Piped or logged (`make run`, CI): nothing to fit, so no column is cut short.
+        return Console(width=PIPED_WIDTH, highlight=False)
     width = shutil.get_terminal_size((100, 20)).columns
     return Console(width=max(width, 80), highlight=False)
+
+
+PIPED_WIDTH = 200
 
 
 def _status_text(status: str) -> Text:
