@@ -279,8 +279,16 @@ def _keys_are_plain(attributes: Mapping[str, Any]) -> bool:
     return True
 
 
-_KIND_NAMES = {kind: kind.name for kind in SpanKind}
-_STATUS_NAMES = {code: code.name for code in StatusCode}
+# By identity: hashing an Enum member runs Python code (enum.__hash__) on every lookup.
+_KIND_NAMES = tuple((kind, kind.name) for kind in SpanKind)
+_STATUS_NAMES = tuple((code, code.name) for code in StatusCode)
+
+
+def _name_of(member: object, names: tuple[tuple[object, str], ...]) -> str:
+    for candidate, name in names:
+        if candidate is member:
+            return name
+    return str(member)
 
 
 def _encode_spans(spans: Sequence[ReadableSpan]) -> str:
@@ -303,28 +311,32 @@ def _encode_spans(spans: Sequence[ReadableSpan]) -> str:
 
 
 def _span_array(span: ReadableSpan) -> list[Any]:
-    context = span.context
-    parent = span.parent
-    status = span.status
-    events = (
-        [
-            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
-            for e in span.events
-        ]
-        if span.events
-        else []
-    )
+    # ReadableSpan's fields, not its properties: each property call (and the read-only view
+    # `attributes` wraps around the dict) cost more than the rest of this function together.
+    # Our light spans and the SDK's own spans both keep these fields.
+    context = span._context
+    parent = span._parent
+    status = span._status
+    attributes = span._attributes
+    if type(attributes) is not dict:  # the SDK's BoundedAttributes, or None
+        attributes = dict(attributes or {})
+    start = span._start_time or 0
     return [
         format(context.span_id, "016x") if context else "",
         format(parent.span_id, "016x") if parent else None,
-        span.name,
-        _KIND_NAMES[span.kind],
-        span.start_time or 0,
-        span.end_time or span.start_time or 0,
-        _STATUS_NAMES[status.status_code],
+        span._name,
+        _name_of(span._kind, _KIND_NAMES),
+        start,
+        span._end_time or start,
+        _name_of(status.status_code, _STATUS_NAMES),
         status.description or None,
-        dict(span.attributes or {}),
-        events,
+        attributes,
+        [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
+            for e in span._events
+        ]
+        if span._events
+        else [],
     ]
 
 
@@ -517,7 +529,7 @@ class SqliteSpanExporter(SpanExporter):
 
 def _run_row(span: ReadableSpan) -> tuple[Any, ...] | None:
     """The runs-table row for a top-level run's root span; None for any other span."""
-    attributes = span.attributes or {}
+    attributes = span._attributes or {}  # not the property: it wraps a view per call
     run_id = attributes.get(sc.RUN_ID)
     if run_id is None or attributes.get(sc.RUN_NESTED) or span.context is None:
         return None
