@@ -201,6 +201,9 @@ async def run_agent(
                     tuple(attempts),
                 ) from None
             escalated = Escalation(node, visit, fired.trigger, tier, ladder[rung + 1])
+            if tracing is not None:
+                # Now, between the two calls, so that a trace shows it where it happened.
+                tracing.escalation_event(tracing.current(), fired.trigger, tier, ladder[rung + 1])
             if on_event is not None:
                 on_event(Escalated(escalated))
             rung += 1

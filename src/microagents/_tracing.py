@@ -15,7 +15,6 @@ API is used as it is.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
@@ -314,16 +313,6 @@ class Tracing:
                     sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 }
             )
-            for attempt, following in itertools.pairwise(attempts):
-                if attempt.trigger is not None:
-                    span.add_event(
-                        sc.EVENT_ESCALATION,
-                        {
-                            sc.ESCALATION_TRIGGER: attempt.trigger,
-                            sc.TIER: attempt.tier,
-                            sc.ESCALATION_TO: following.tier,
-                        },
-                    )
         if run.status == "failed":
             span.set_status(Status(StatusCode.ERROR, run.error or "failed"))
             span.set_attribute(sc.ERROR_TYPE, "NodeError")
