@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from pydantic import BaseModel
 
@@ -554,6 +555,43 @@ def test_run_many_yields_every_result_with_its_index() -> None:
 
     found = anyio.run(main)
     assert found == {i: f"Answer: t{i}" for i in range(50)}
+
+
+@pytest.mark.parametrize("kind", ["empty list", "short list", "async generator"])
+def test_run_many_takes_lists_and_async_sources_and_never_exceeds_its_concurrency(
+    kind: str,
+) -> None:
+    workflow = one_agent_flow(agent())
+    fake = FakeModel(lambda r: answer(r, text="x", confidence=0.9))
+    in_flight = peak = 0
+
+    class Slow:
+        async def complete(self, request: Any) -> Any:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await anyio.sleep(0.001)
+            in_flight -= 1
+            return await fake.complete(request)
+
+    async def numbered(count: int) -> Any:
+        for i in range(count):
+            await anyio.lowlevel.checkpoint()
+            yield {"ticket": f"t{i}"}
+
+    count = {"empty list": 0, "short list": 3, "async generator": 40}[kind]
+    inputs: Any = (
+        numbered(count)
+        if kind == "async generator"
+        else [{"ticket": f"t{i}"} for i in range(count)]
+    )
+
+    async def main() -> list[int]:
+        async with Engine(Slow()) as engine:
+            return sorted([i async for i, _ in engine.run_many(workflow, inputs, concurrency=5)])
+
+    assert anyio.run(main) == list(range(count))
+    assert peak <= 5
 
 
 def test_stream_reports_progress_events_in_order() -> None:

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import math
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
 from typing import Any, Literal
 
 import anyio
@@ -189,8 +189,9 @@ class Engine:
                     # slow the intake down, not let finished results pile up.
                     await out.send((index, result))
 
+        workers = min(concurrency, len(inputs)) if isinstance(inputs, Sized) else concurrency
         async with send, anyio.create_task_group() as group:
-            for _ in range(concurrency):
+            for _ in range(workers):
                 group.start_soon(worker, send.clone())
 
     async def stream(
