@@ -78,6 +78,9 @@ EXPECTED: dict[str, list[Want]] = {
     "agent_prompt_file_syntax_error": [
         Want("MA212", 3, "prompt", file="agent_prompt_file_syntax_error.j2")
     ],
+    "agent_prompt_includes_another_template": [
+        Want("MA212", 3, "prompt", file="agent_prompt_includes_another_template.j2")
+    ],
     "agent_prompt_syntax_error_inline": [Want("MA212", 5, "prompt")],
     "agent_unknown_field_typo": [Want("MA202", 6, "escalaton")],
     "agent_unknown_trigger": [Want("MA204", 7, "escalation.on[1]")],

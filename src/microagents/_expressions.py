@@ -264,6 +264,7 @@ def _parse(source: str, shown: str) -> nodes.Template:
     try:
         ast = ENVIRONMENT.parse(source)
         _refuse_private_access(ast)
+        _refuse_other_templates(ast)
         ENVIRONMENT.compile(ast)  # unknown filters and tests are found at compile time
     except TemplateAssertionError as exc:
         raise ExpressionError(_describe_assertion(exc), exc.lineno) from None
@@ -306,6 +307,23 @@ def _describe_assertion(exc: TemplateAssertionError) -> str:
             name = message[len(prefix) :].split("'", 1)[0]
             return f"no {kind} named '{name}'; {suggest(name, sorted(known), kind + 's')}"
     return message[:1].lower() + message[1:]
+
+
+def _refuse_other_templates(ast: nodes.Template) -> None:
+    """A prompt is one file: nothing loads other templates (and an agent's content hash
+    covers exactly its spec and its template)."""
+    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        tag = {
+            nodes.Include: "include",
+            nodes.Import: "import",
+            nodes.FromImport: "from ... import",
+            nodes.Extends: "extends",
+        }[type(node)]
+        raise ExpressionError(
+            f"{{% {tag} %}} is not supported: a prompt is one template file; put the text "
+            "in it, or pass what varies as an input",
+            node.lineno,
+        )
 
 
 def _refuse_private_access(ast: nodes.Template) -> None:
