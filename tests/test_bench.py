@@ -1,0 +1,75 @@
+"""The benchmark harness still runs against the current API (tiny sizes, no timing asserted).
+
+Benchmarks are never timed inside the suite; this only keeps `python -m bench` from breaking
+unnoticed when the library changes under it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from bench import concurrency, http_e2e, overhead, scale
+from bench._workload import (
+    ANSWERS,
+    TICKET,
+    InstantModel,
+    plain_triage,
+    store_provider,
+    triage_workflow,
+)
+
+import microagents as ma
+from microagents.testing import FakeAnthropicServer, Reply, ServerRateLimits
+
+
+def test_overhead_contenders_run_and_the_store_gets_every_span() -> None:
+    anyio.run(overhead.plain_asyncio, 3)
+    anyio.run(overhead.microagents_runs(None), 3)
+    exporter, provider = store_provider()
+    traced = overhead.microagents_runs(ma.Tracing.from_provider(provider), provider.force_flush)
+    anyio.run(traced, 4)
+    provider.shutdown()
+    assert exporter.stored == 4 * 7  # a run, 3 node visits, 3 model calls
+
+
+def test_concurrency_contenders_run() -> None:
+    anyio.run(concurrency.plain_asyncio(), 5)
+    anyio.run(concurrency.microagents_run_many(), 5)
+
+
+def test_scale_children_write_one_line_per_item(tmp_path: Path) -> None:
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "plain").mkdir()
+    batch = scale.child_batch(120, 0.0, tmp_path / "batch")
+    plain = scale.child_plain(120, 0.001, tmp_path / "plain")
+    assert batch["rss_end"] > 0
+    assert batch["peak"] >= batch["rss_end"]
+    assert plain["wall"] > 0
+    lines = (tmp_path / "plain" / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 120
+
+
+def test_http_contenders_run_against_the_fake_server() -> None:
+    unlimited = ServerRateLimits(10**9, 10**12, 10**12)
+    with FakeAnthropicServer(rate_limits=unlimited) as server:
+        for agent, prefix in http_e2e.PROMPTS.items():
+            server.on(Reply.structured(ANSWERS[agent]), message_contains=prefix)
+        anyio.run(http_e2e.bare_sdk(server.base_url), 2)
+        no_limits = ma.RateLimits(None, None, None)
+        tiers = ma.TierTable.load().with_tier("haiku", limits=no_limits)
+        model = ma.anthropic_model(api_key=http_e2e.API_KEY, base_url=server.base_url, tiers=tiers)
+        anyio.run(http_e2e.microagents_runs(model), 2)
+        assert len(server.requests) == 2 * 3 * 2
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_the_floor_and_the_workflow_agree_on_the_answer(runs: int) -> None:
+    async def both() -> tuple[bool, bool]:
+        verdict = await plain_triage(InstantModel())
+        async with ma.Engine(InstantModel()) as engine:
+            results = [await engine.run(triage_workflow(), TICKET) for _ in range(runs)]
+        return verdict.valid, all(r.ok and r.output.valid for r in results)
+
+    assert anyio.run(both) == (True, True)
