@@ -64,7 +64,7 @@ def write_input(path: Path, lines: int) -> None:
 class _Sampler:
     """A batch observer that notes resident memory at 10% of the lines and at the end."""
 
-    interval = 0.1
+    interval = 0.05
 
     def __init__(self, lines: int) -> None:
         self.lines = lines
@@ -178,7 +178,8 @@ def run(quick: bool) -> dict[str, Any]:
         "checkpoints on"
     )
     flat = in_subprocess("batch", memory_lines, 0.0)
-    growth = flat["rss_end"] / flat["rss_10"]
+    # The 10% sample needs a run long enough for the observer to see it (any real size).
+    growth = flat["rss_end"] / flat["rss_10"] if flat["rss_10"] else float("nan")
     print(f"{'RSS at 10% of the lines':48}  {flat['rss_10']:7.0f} MB")
     print(f"{'RSS at 100% of the lines':48}  {flat['rss_end']:7.0f} MB  ({growth:.2f}x)")
     print(f"{'peak RSS':48}  {flat['peak']:7.0f} MB  ({memory_lines / flat['wall']:,.0f} lines/s)")
