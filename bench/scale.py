@@ -179,8 +179,9 @@ def run(quick: bool) -> dict[str, Any]:
     )
     flat = in_subprocess("batch", memory_lines, 0.0)
     # The 10% sample needs a run long enough for the observer to see it (any real size).
-    growth = flat["rss_end"] / flat["rss_10"] if flat["rss_10"] else float("nan")
-    print(f"{'RSS at 10% of the lines':48}  {flat['rss_10']:7.0f} MB")
+    at_10 = flat["rss_10"] or float("nan")
+    growth = flat["rss_end"] / at_10
+    print(f"{'RSS at 10% of the lines':48}  {at_10:7.0f} MB")
     print(f"{'RSS at 100% of the lines':48}  {flat['rss_end']:7.0f} MB  ({growth:.2f}x)")
     print(f"{'peak RSS':48}  {flat['peak']:7.0f} MB  ({memory_lines / flat['wall']:,.0f} lines/s)")
     return {
@@ -190,7 +191,7 @@ def run(quick: bool) -> dict[str, Any]:
         "scale_asyncio_efficiency": round(ideal / plain["wall"], 2),
         "scale_peak_rss_mb": round(batch["peak"]),
         "memory_lines": memory_lines,
-        "memory_rss_10_mb": round(flat["rss_10"]),
+        "memory_rss_10_mb": round(at_10) if flat["rss_10"] else None,
         "memory_rss_end_mb": round(flat["rss_end"]),
         "memory_growth": round(growth, 2),
     }
