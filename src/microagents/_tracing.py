@@ -104,7 +104,11 @@ class _LightSpan(ReadableSpan):
         parent = _current.get()
         if parent is not None:
             outer = parent._own_context
-            context = _span_context(outer[0], _ids.getrandbits(64), outer[3])
+            # What `_span_context` builds, inlined: this runs for every hop.
+            context = _new_tuple(
+                SpanContext,
+                (outer[0], _ids.getrandbits(64), False, outer[3], DEFAULT_TRACE_STATE, True),
+            )
             self._parent: SpanContext | None = outer
         else:
             context, self._parent = sink.root_context(name, kind, attributes)
@@ -304,13 +308,20 @@ class Tracing:
     def finish_node(self, span: SpanLike, run: NodeRun, kind: str = "agent") -> None:
         attempts = run.attempts
         if attempts and kind == "agent":
-            usage = run.usage
+            # One pass over the attempts (usually one), not NodeRun's summing properties.
+            cost = 0.0
+            input_tokens = output_tokens = 0
+            for attempt in attempts:
+                usage = attempt.usage
+                cost += attempt.cost_usd
+                input_tokens += usage.total_input_tokens
+                output_tokens += usage.output_tokens
             span.set_attributes(
                 {
                     sc.TIER: attempts[-1].tier,
-                    sc.COST_USD: run.cost_usd,
-                    sc.USAGE_INPUT_TOKENS: usage.total_input_tokens,
-                    sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                    sc.COST_USD: cost,
+                    sc.USAGE_INPUT_TOKENS: input_tokens,
+                    sc.USAGE_OUTPUT_TOKENS: output_tokens,
                 }
             )
         if run.status == "failed":
