@@ -401,7 +401,13 @@ class SqliteSpanExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         # Serialise outside the lock: only the database work needs to be one at a time.
         batch_rows = self._batch_rows(spans)
-        run_rows = [run for span in spans if (run := _run_row(span)) is not None]
+        # Only a run's root span carries a run id: one dict lookup skips the other spans.
+        run_rows = [
+            run
+            for span in spans
+            if span._attributes and sc.RUN_ID in span._attributes
+            if (run := _run_row(span)) is not None
+        ]
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
