@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS span_batches (
     spans TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS span_batches_trace ON span_batches (trace_id);
+CREATE INDEX IF NOT EXISTS span_batches_start ON span_batches (start_ns);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     trace_id TEXT NOT NULL,
@@ -362,7 +363,8 @@ class SqliteSpanExporter(SpanExporter):
 
     `keep_runs` and `keep_days` default to ``$MICROAGENTS_TRACE_KEEP_RUNS`` (1000) and
     ``$MICROAGENTS_TRACE_KEEP_DAYS`` (30); 0 turns a limit off. Retention is applied on the
-    first export and then every `prune_every` exports, since it scans the runs table.
+    first export and then every `prune_every` exports. Pruning often keeps the tables (and
+    their trace-id indexes, written at random places) small enough to stay in SQLite's cache.
     Thread-safe: `SimpleSpanProcessor` may call `export` from any thread ending a span.
 
     ```python
@@ -370,7 +372,7 @@ class SqliteSpanExporter(SpanExporter):
     ```
     """
 
-    prune_every = 256
+    prune_every = 16
 
     def __init__(
         self,
@@ -472,13 +474,20 @@ class SqliteSpanExporter(SpanExporter):
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = _connect(self.path, create=True)
+            # 16 MB rather than SQLite's 2 MB: trace ids are random, so every insert lands
+            # somewhere else in the trace-id indexes.
+            self._connection.execute("PRAGMA cache_size = -16384")
         return self._connection
 
     def _prune(self, db: sqlite3.Connection) -> int:
-        """Delete runs beyond the limits, then every trace left without a run that is as old.
+        """Delete runs beyond the limits, then the span batches older than them that belong
+        to no run.
 
-        Runs are ordered by start time, so one boundary serves both limits. Traces without a
-        run (a process killed before its root span ended) go once they are older than it too.
+        Runs are ordered by start time, so one boundary serves both limits. A run's span
+        batches start no earlier than the run, so a batch of a deleted run that started after
+        the boundary goes at a later prune; traces without a run (a process killed before its
+        root span ended) go once they are older than the boundary too. Both deletes are index
+        ranges over what goes, not scans of what stays.
         """
         boundary = 0
         if self.keep_days:
@@ -494,9 +503,8 @@ class SqliteSpanExporter(SpanExporter):
             return 0
         deleted = db.execute("DELETE FROM runs WHERE start_ns < ?", (boundary,)).rowcount
         db.execute(
-            "DELETE FROM span_batches WHERE trace_id IN ("
-            " SELECT trace_id FROM span_batches GROUP BY trace_id HAVING MIN(start_ns) < ?"
-            " EXCEPT SELECT trace_id FROM runs)",
+            "DELETE FROM span_batches WHERE start_ns < ? "
+            "AND trace_id NOT IN (SELECT trace_id FROM runs)",
             (boundary,),
         )
         return deleted
