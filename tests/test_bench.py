@@ -45,10 +45,10 @@ def test_scale_children_write_one_line_per_item(tmp_path: Path) -> None:
     batch = scale.child_batch(120, 0.0, tmp_path / "batch")
     plain = scale.child_plain(120, 0.001, tmp_path / "plain")
     assert batch["rss_end"] > 0
-    assert batch["peak"] >= batch["rss_end"]
     assert plain["wall"] > 0
-    lines = (tmp_path / "plain" / "out.jsonl").read_text().splitlines()
-    assert len(lines) == 120
+    for contender in ("batch", "plain"):
+        lines = (tmp_path / contender / "out.jsonl").read_text().splitlines()
+        assert len(lines) == 120
 
 
 def test_http_contenders_run_against_the_fake_server() -> None:

@@ -292,16 +292,8 @@ def _keys_are_plain(attributes: Mapping[str, Any]) -> bool:
     return True
 
 
-# By identity: hashing an Enum member runs Python code (enum.__hash__) on every lookup.
-_KIND_NAMES = tuple((kind, kind.name) for kind in SpanKind)
-_STATUS_NAMES = tuple((code, code.name) for code in StatusCode)
-
-
-def _name_of(member: object, names: tuple[tuple[object, str], ...]) -> str:
-    for candidate, name in names:
-        if candidate is member:
-            return name
-    return str(member)
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
 def _encode_spans(spans: Sequence[ReadableSpan]) -> str:
@@ -338,10 +330,10 @@ def _span_array(span: ReadableSpan) -> list[Any]:
         format(context.span_id, "016x") if context else "",
         format(parent.span_id, "016x") if parent else None,
         span._name,
-        _name_of(span._kind, _KIND_NAMES),
+        _KIND_NAMES[span._kind],
         start,
         span._end_time or start,
-        _name_of(status.status_code, _STATUS_NAMES),
+        _STATUS_NAMES[status.status_code],
         status.description or None,
         attributes,
         [
@@ -415,13 +407,7 @@ class SqliteSpanExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         # Serialise outside the lock: only the database work needs to be one at a time.
         batch_rows = self._batch_rows(spans)
-        # Only a run's root span carries a run id: one dict lookup skips the other spans.
-        run_rows = [
-            run
-            for span in spans
-            if span._attributes and sc.RUN_ID in span._attributes
-            if (run := _run_row(span)) is not None
-        ]
+        run_rows = [run for span in spans if (run := _run_row(span)) is not None]
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE

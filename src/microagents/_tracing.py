@@ -104,11 +104,7 @@ class _LightSpan(ReadableSpan):
         parent = _current.get()
         if parent is not None:
             outer = parent._own_context
-            # What `_span_context` builds, inlined: this runs for every hop.
-            context = _new_tuple(
-                SpanContext,
-                (outer[0], _ids.getrandbits(64), False, outer[3], DEFAULT_TRACE_STATE, True),
-            )
+            context = _span_context(outer[0], _ids.getrandbits(64), outer[3])
             self._parent: SpanContext | None = outer
         else:
             context, self._parent = sink.root_context(name, kind, attributes)
