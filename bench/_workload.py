@@ -177,19 +177,13 @@ class CountingStoreExporter(ma.SqliteSpanExporter):
         return result
 
 
-def store_provider() -> tuple[CountingStoreExporter, Any]:
+def store_provider() -> tuple[CountingStoreExporter, Any, ma.StoreSpanProcessor]:
     """A tracer provider exporting to a fresh embedded store, set up as `default_tracing()`
-    sets it up (same queue and batch sizes)."""
+    sets it up (the store's own processor, with its default queue and batch sizes)."""
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from microagents._telemetry import STORE_BATCH_SIZE, STORE_QUEUE_SIZE
 
     exporter = CountingStoreExporter(Path(tempfile.mkdtemp()) / "traces.sqlite3")
     provider = TracerProvider()
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            exporter, max_queue_size=STORE_QUEUE_SIZE, max_export_batch_size=STORE_BATCH_SIZE
-        )
-    )
-    return exporter, provider
+    processor = ma.StoreSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    return exporter, provider, processor

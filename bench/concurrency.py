@@ -111,7 +111,7 @@ def run(quick: bool) -> dict[str, Any]:
     """Print the concurrency table; return its ratios."""
     runs, repetitions = (1_000, 3) if quick else (5_000, 3)
     ideal = runs / CONCURRENCY * STEPS * DELAY
-    store, to_store = store_provider()
+    store, to_store, _ = store_provider()
     contenders: list[tuple[str, str, Body]] = [
         ("asyncio", "plain asyncio (semaphore, task per run)", plain_asyncio()),
         ("microagents", "microagents (Engine.run_many, untraced)", microagents_run_many()),

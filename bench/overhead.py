@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -44,20 +43,6 @@ STORED = "microagents, traced to the embedded store"
 LANGGRAPH = "LangGraph (graph engine only)"
 # Runs between flushes of the store's span queue (~8 spans a run; the queue holds 16,384).
 FLUSH_EVERY = 1_000
-
-
-class _DropCounter(logging.Filter):
-    """Counts the OpenTelemetry SDK's "Queue full, dropping Span" warnings (and hides them)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dropped = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "dropping" in record.getMessage().lower():
-            self.dropped += 1
-            return False
-        return True
 
 
 async def plain_asyncio(runs: int) -> None:
@@ -124,10 +109,7 @@ def run(quick: bool) -> dict[str, Any]:
     memory = InMemorySpanExporter()
     in_memory = TracerProvider()
     in_memory.add_span_processor(SimpleSpanProcessor(memory))
-    _, to_store = store_provider()
-    drops = _DropCounter()
-    for logger in ("opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export"):
-        logging.getLogger(logger).addFilter(drops)
+    _, to_store, store_queue = store_provider()
     contenders: list[tuple[str, Body, int]] = [
         (ASYNCIO, plain_asyncio, runs),
         (UNTRACED, microagents_runs(None), runs),
@@ -148,8 +130,8 @@ def run(quick: bool) -> dict[str, Any]:
     to_store.shutdown()
     if LANGGRAPH not in results:
         print(LANGGRAPH_MISSING)
-    if drops.dropped:
-        print(f"warning: the span queue overflowed ({drops.dropped} warnings): spans were dropped")
+    if store_queue.dropped:
+        print(f"warning: the store's queue overflowed: {store_queue.dropped} spans were dropped")
 
     untraced = results[UNTRACED]
     ratios: dict[str, Any] = {
@@ -159,7 +141,7 @@ def run(quick: bool) -> dict[str, Any]:
         "traced_dropped_vs_untraced": round(results[DROPPED] / untraced, 2),
         "traced_in_memory_vs_untraced": round(results[IN_MEMORY] / untraced, 2),
         "traced_store_vs_untraced": round(results[STORED] / untraced, 2),
-        "spans_dropped": drops.dropped,
+        "spans_dropped": store_queue.dropped,
     }
     if LANGGRAPH in results:
         ratios["langgraph_us_per_step"] = round(results[LANGGRAPH], 1)

@@ -27,11 +27,12 @@ from microagents.testing import FakeAnthropicServer, Reply, ServerRateLimits
 def test_overhead_contenders_run_and_the_store_gets_every_span() -> None:
     anyio.run(overhead.plain_asyncio, 3)
     anyio.run(overhead.microagents_runs(None), 3)
-    exporter, provider = store_provider()
+    exporter, provider, processor = store_provider()
     traced = overhead.microagents_runs(ma.Tracing.from_provider(provider), provider.force_flush)
     anyio.run(traced, 4)
     provider.shutdown()
     assert exporter.stored == 4 * 7  # a run, 3 node visits, 3 model calls
+    assert processor.dropped == 0
 
 
 def test_concurrency_contenders_run() -> None:

@@ -523,7 +523,10 @@ def _run_ids(store: TraceStore) -> list[str]:
 
 def _trace_count(path: Path) -> int:
     with sqlite3.connect(path) as db:
-        (count,) = db.execute("SELECT COUNT(DISTINCT trace_id) FROM span_batches").fetchone()
+        (count,) = db.execute(
+            "SELECT COUNT(DISTINCT span.value ->> '$[0][0]') "
+            "FROM span_batches, json_each(span_batches.spans) AS span"
+        ).fetchone()
     db.close()
     return int(count)
 

@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from ._simulate import SimulatedLatency, SimulatedModel
     from ._sql_guard import GuardedQuery, guard_sql
     from ._sql_tools import SqlDatabase, sql_tools
+    from ._store_processor import StoreSpanProcessor
     from ._summary import BatchSummary
     from ._telemetry import default_tracing, flush_traces
     from ._tiers import Price, RateLimits, Tier, TierTable
@@ -161,6 +162,7 @@ _LAZY: dict[str, str] = {
     "guard_sql": "._sql_guard",
     "sql_tools": "._sql_tools",
     "SqliteSpanExporter": "._trace_store",
+    "StoreSpanProcessor": "._store_processor",
     "StreamEnd": "._model",
     "StreamEvent": "._model",
     "StreamingModel": "._model",
@@ -273,6 +275,7 @@ __all__ = [
     "run_batch",
     # tracing
     "SqliteSpanExporter",
+    "StoreSpanProcessor",
     "TraceStore",
     "TracedModel",
     "Tracing",

@@ -109,7 +109,7 @@ class WorkflowRun:
             nested=self.nested,
             batch_index=int(batch_index) if batch_index is not None else None,
         ) as span:
-            self.trace_id = format(span.get_span_context().trace_id, "032x")
+            self.trace_id = tracing.trace_id(span)
             result = await self._execute_run()
             tracing.finish_run(span, result)
             return result
@@ -191,7 +191,7 @@ class WorkflowRun:
             run = await self._timed(plan_node, visit, context, item_index)
         else:
             node = plan_node.node
-            with tracing.node_span(node.kind, node.target, node.id, visit, item_index) as span:
+            with tracing.node_span(node, visit, item_index) as span:
                 run = await self._timed(plan_node, visit, context, item_index)
                 tracing.finish_node(span, run, node.kind)
         self._record(run)

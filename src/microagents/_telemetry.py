@@ -21,7 +21,7 @@ import threading
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -73,24 +73,11 @@ def _store_enabled() -> bool:
     )
 
 
-# A bounded queue (so a stalled disk cannot eat memory) deep enough that a burst of fast runs
-# does not drop spans before the exporter thread catches up; batches amortise SQLite commits.
-STORE_QUEUE_SIZE = 16_384
-STORE_BATCH_SIZE = 1_024
-
-
-def _store_processor() -> BatchSpanProcessor:
-    return BatchSpanProcessor(
-        _store_exporter(),
-        max_queue_size=STORE_QUEUE_SIZE,
-        max_export_batch_size=STORE_BATCH_SIZE,
-    )
-
-
-def _store_exporter() -> SpanExporter:
+def _store_processor() -> SpanProcessor:
+    from ._store_processor import StoreSpanProcessor
     from ._trace_store import SqliteSpanExporter
 
-    return SqliteSpanExporter()
+    return StoreSpanProcessor(SqliteSpanExporter())
 
 
 def _make_provider() -> TracerProvider:

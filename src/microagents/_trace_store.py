@@ -37,13 +37,15 @@ from typing import Any
 
 import orjson
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import _semconv as sc
 from ._builtin_tools import microagents_home
 from ._errors import MicroagentsError
+from ._span_rows import SpanRow, light_span_row
+from ._trace_migrate import take_old_spans
 
 logger = logging.getLogger("microagents.trace_store")
 
@@ -53,16 +55,16 @@ DEFAULT_KEEP_RUNS = 1000
 DEFAULT_KEEP_DAYS = 30.0
 """Set on the run span of a sub-workflow: part of its parent's run, not a run of its own."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS span_batches (
-    trace_id TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
+    id INTEGER PRIMARY KEY,
+    first_end_ns INTEGER NOT NULL,
+    last_end_ns INTEGER NOT NULL,
     resource TEXT NOT NULL,
     spans TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS span_batches_trace ON span_batches (trace_id);
-CREATE INDEX IF NOT EXISTS span_batches_start ON span_batches (start_ns);
+CREATE INDEX IF NOT EXISTS span_batches_end ON span_batches (last_end_ns);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     trace_id TEXT NOT NULL,
@@ -84,28 +86,12 @@ CREATE INDEX IF NOT EXISTS runs_trace ON runs (trace_id);
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, start_ns);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
-# Each span in `span_batches.spans` is a JSON array in this order (ids in hex, as OTLP/JSON
-# writes them; kind and status code by name; events as {name, time_ns, attributes}).
-_SPAN_FIELDS = (
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "start_ns",
-    "end_ns",
-    "status_code",
-    "status_message",
-    "attributes",
-    "events",
-)
-MIGRATE_FROM_1 = """
-INSERT INTO span_batches (trace_id, start_ns, resource, spans)
-SELECT trace_id, MIN(start_ns), MIN(resource), json_group_array(json_array(
-    span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message,
-    json(attributes), json(events)))
-FROM spans GROUP BY trace_id;
-DROP TABLE spans;
-"""
+"""Format 3. ``span_batches`` holds what one export received, as one JSON array of span rows
+(see `_span_rows`), with the earliest and latest end time among them: a run's spans all end
+between the run's start and end, which is how a reader finds the batches that hold them.
+Format 2 kept a row per trace and export, and format 1 a row per span, each with a
+trace-id index: writing those rows and indexes took more CPU than everything else tracing
+does (a 1.5 KB row and its index entry cost ~15 µs in SQLite; a run is ~7 spans)."""
 
 _RUN_COLUMNS = (
     "run_id, trace_id, span_id, workflow, version, start_ns, end_ns, status, input_tokens, "
@@ -277,48 +263,56 @@ def _dumps(value: Any) -> str:
         return _stdlib_dumps(value)
 
 
-_plain_keys: set[str] = set()
-"""Attribute keys already checked and found not to name a secret."""
+_SECRET_MARKERS = (b"api_key", b"api-key", b"authorization", b"sk-ant-", b"bearer")
+"""What `_clean` looks for (`_SECRET_KEY_PARTS`, `_SECRET_PREFIXES`, `_EMBEDDED_SECRET`),
+as bytes to find in lowercased JSON."""
 
 
-def _keys_are_plain(attributes: Mapping[str, Any]) -> bool:
-    if _plain_keys.issuperset(attributes):
-        return True
-    if any(_is_secret_key(key) for key in attributes):
-        return False
-    if len(_plain_keys) > 10_000:
-        _plain_keys.clear()
-    _plain_keys.update(attributes)
-    return True
+def _event_json(event: object) -> Any:
+    """orjson's fallback: the `Event`s of a span as JSON data; anything else as text."""
+    if isinstance(event, Event):
+        attributes = dict(event._attributes or {})
+        return {"name": event.name, "time_ns": event.timestamp, "attributes": attributes}
+    return str(event)
 
 
-_KIND_NAMES = {kind: kind.name for kind in SpanKind}
-_STATUS_NAMES = {code: code.name for code in StatusCode}
+def _dumps_rows(rows: Sequence[SpanRow]) -> bytes:
+    try:
+        return orjson.dumps(rows, default=_event_json)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, say
+        return _stdlib_dumps(rows).encode()
 
 
-def _encode_spans(spans: Sequence[ReadableSpan]) -> str:
-    """The spans as one JSON array of `_SPAN_FIELDS` arrays, with secrets removed.
+def _encode_spans(spans: Sequence[ReadableSpan]) -> tuple[list[SpanRow], bytes]:
+    """The spans' rows, and the rows as one JSON array with secrets removed.
 
-    Checking every value of every span cost more than the rest of the export together, so
-    the common case is checked in bulk: attribute keys against the set of keys already known
-    to be plain, and the encoded text for anything that looks like a key. Only a batch that
-    fails either check is encoded again, value by value (`_clean`).
+    Our own spans are read in C (`light_span_row`) and encoded by orjson, so that a span
+    costs well under a microsecond of the exporter's (GIL-holding) time. Checking every key
+    and value for secrets cost more than that, so the encoded text is searched instead, in
+    C, for anything that looks like a secret or a key naming one; only a batch where
+    something does is encoded again, value by value (`_clean`).
     """
-    arrays = [_span_array(span) for span in spans]
-    if all(_keys_are_plain(array[8]) for array in arrays):
-        text = _dumps(arrays)
-        if "sk-ant-" not in text and "Bearer" not in text:
-            return text
-    for array in arrays:
-        array[7] = _redact(array[7]) if array[7] else array[7]
-        array[8] = _clean(array[8])
-    return _dumps(arrays)
+    try:
+        rows: list[Any] = list(map(light_span_row, spans))
+    except AttributeError:  # not all ours: an application's own spans share our provider
+        rows = [_span_row(span) for span in spans]
+    encoded = _dumps_rows(rows)
+    lowered = encoded.lower()
+    if not any(marker in lowered for marker in _SECRET_MARKERS):
+        return rows, encoded
+    return rows, _dumps_rows([_cleaned_row(row) for row in rows])
 
 
-def _span_array(span: ReadableSpan) -> list[Any]:
-    # ReadableSpan's fields, not its properties: each property call (and the read-only view
-    # `attributes` wraps around the dict) cost more than the rest of this function together.
-    # Our light spans and the SDK's own spans both keep these fields.
+def _span_row(span: ReadableSpan) -> SpanRow:
+    """A span's row, for spans that are not ours (the SDK's, in an application's provider).
+
+    ReadableSpan's fields, not its properties: each property call (and the read-only view
+    `attributes` wraps around the dict) cost more than the rest of this function together.
+    """
+    try:
+        return light_span_row(span)
+    except AttributeError:
+        pass
     context = span._context
     parent = span._parent
     status = span._status
@@ -326,23 +320,39 @@ def _span_array(span: ReadableSpan) -> list[Any]:
     if type(attributes) is not dict:  # the SDK's BoundedAttributes, or None
         attributes = dict(attributes or {})
     start = span._start_time or 0
-    return [
-        format(context.span_id, "016x") if context else "",
-        format(parent.span_id, "016x") if parent else None,
+    return (
+        (
+            format(context.trace_id, "032x") if context else "",
+            context.span_id if context else 0,
+            parent.span_id if parent else None,
+        ),
         span._name,
-        _KIND_NAMES[span._kind],
+        span._kind.value,
         start,
         span._end_time or start,
-        _STATUS_NAMES[status.status_code],
+        status.status_code.value,
         status.description or None,
         attributes,
+        [_event_json(event) for event in span._events],
+    )
+
+
+def _cleaned_row(row: SpanRow) -> SpanRow:
+    ids, name, kind, start, end, code, message, attributes, events = row
+    return (
+        ids,
+        name,
+        kind,
+        start,
+        end,
+        code,
+        _redact(message) if message else message,
+        _clean(attributes),
         [
-            {"name": e.name, "time_ns": e.timestamp, "attributes": _clean(e.attributes)}
-            for e in span._events
-        ]
-        if span._events
-        else [],
-    ]
+            {"name": e["name"], "time_ns": e["time_ns"], "attributes": _clean(e["attributes"])}
+            for e in (event if isinstance(event, dict) else _event_json(event) for event in events)
+        ],
+    )
 
 
 # -- the exporter --------------------------------------------------------------------------
@@ -406,8 +416,13 @@ class SqliteSpanExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         # Serialise outside the lock: only the database work needs to be one at a time.
-        batch_rows = self._batch_rows(spans)
-        run_rows = [run for span in spans if (run := _run_row(span)) is not None]
+        rows, encoded = _encode_spans(spans)
+        ends = [row[4] for row in rows]
+        resource = self._resource_json(spans[0].resource)
+        batch = (min(ends), max(ends), resource, encoded.decode())
+        run_rows = [
+            run for row in rows if sc.RUN_ID in row[7] and (run := _run_row(row)) is not None
+        ]
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
@@ -417,10 +432,10 @@ class SqliteSpanExporter(SpanExporter):
                 # store wait for each other (busy timeout) instead of failing on upgrade.
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.executemany(
-                        "INSERT INTO span_batches (trace_id, start_ns, resource, spans) "
+                    db.execute(
+                        "INSERT INTO span_batches (first_end_ns, last_end_ns, resource, spans) "
                         "VALUES (?, ?, ?, ?)",
-                        batch_rows,
+                        batch,
                     )
                     db.executemany(
                         f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
@@ -478,14 +493,14 @@ class SqliteSpanExporter(SpanExporter):
         return self._connection
 
     def _prune(self, db: sqlite3.Connection) -> int:
-        """Delete runs beyond the limits, then the span batches older than them that belong
-        to no run.
+        """Delete runs beyond the limits, then the span batches that ended before them.
 
-        Runs are ordered by start time, so one boundary serves both limits. A run's span
-        batches start no earlier than the run, so a batch of a deleted run that started after
-        the boundary goes at a later prune; traces without a run (a process killed before its
-        root span ended) go once they are older than the boundary too. Both deletes are index
-        ranges over what goes, not scans of what stays.
+        Runs are ordered by start time, so one boundary serves both limits. Every span of a
+        run kept ends after that run started, so a batch whose last span ended before the
+        boundary holds none of them; a batch that straddles it goes at a later prune, and
+        traces without a run (a process killed before its root span ended) go once they are
+        older than the boundary too. Both deletes are index ranges over what goes, not scans
+        of what stays.
         """
         boundary = 0
         if self.keep_days:
@@ -500,36 +515,9 @@ class SqliteSpanExporter(SpanExporter):
         if not boundary:
             return 0
         deleted = db.execute("DELETE FROM runs WHERE start_ns < ?", (boundary,)).rowcount
-        db.execute(
-            "DELETE FROM span_batches WHERE start_ns < ? "
-            "AND trace_id NOT IN (SELECT trace_id FROM runs)",
-            (boundary,),
-        )
+        # A batch that ended before the oldest run kept started holds none of its spans.
+        db.execute("DELETE FROM span_batches WHERE last_end_ns < ?", (boundary,))
         return deleted
-
-    def _batch_rows(self, spans: Sequence[ReadableSpan]) -> list[tuple[str, int, str, str]]:
-        """One row per trace (and resource) in `spans`: the trace id, its earliest start, the
-        resource and the spans as one JSON array."""
-        groups: dict[tuple[int, int], list[ReadableSpan]] = {}
-        for span in spans:
-            context = span.context
-            key = (context.trace_id if context else 0, id(span.resource))
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [span]
-            else:
-                group.append(span)
-        rows = []
-        for (trace_id, _), group in groups.items():
-            rows.append(
-                (
-                    format(trace_id, "032x"),
-                    min(span.start_time or 0 for span in group),
-                    self._resource_json(group[0].resource),
-                    _encode_spans(group),
-                )
-            )
-        return rows
 
     def _resource_json(self, resource: Resource) -> str:
         cached = self._resource
@@ -539,24 +527,24 @@ class SqliteSpanExporter(SpanExporter):
         return cached[1]
 
 
-def _run_row(span: ReadableSpan) -> tuple[Any, ...] | None:
+def _run_row(row: SpanRow) -> tuple[Any, ...] | None:
     """The runs-table row for a top-level run's root span; None for any other span."""
-    attributes = span._attributes or {}  # not the property: it wraps a view per call
+    (trace_id, span_id, _), name, _, start, end, code, _, attributes, _ = row
     run_id = attributes.get(sc.RUN_ID)
-    if run_id is None or attributes.get(sc.RUN_NESTED) or span.context is None:
+    if run_id is None or attributes.get(sc.RUN_NESTED):
         return None
     status = attributes.get(sc.RUN_STATUS)
     if status is None:
-        status = "failed" if span.status.status_code is StatusCode.ERROR else "ok"
+        status = "failed" if code == StatusCode.ERROR.value else "ok"
     batch_index = attributes.get(sc.BATCH_INDEX)
     return (
         str(run_id),
-        format(span.context.trace_id, "032x"),
-        format(span.context.span_id, "016x"),
-        str(attributes.get(sc.WORKFLOW_NAME, span.name.removeprefix(f"{sc.OP_WORKFLOW} "))),
+        trace_id,
+        format(span_id, "016x"),
+        str(attributes.get(sc.WORKFLOW_NAME, name.removeprefix(f"{sc.OP_WORKFLOW} "))),
         _str_or_none(attributes.get(sc.WORKFLOW_VERSION)),
-        span.start_time or 0,
-        span.end_time or span.start_time or 0,
+        start,
+        end,
         str(status),
         _int(attributes.get(sc.USAGE_INPUT_TOKENS)),
         _int(attributes.get(sc.USAGE_OUTPUT_TOKENS)),
@@ -620,10 +608,15 @@ def _upgrade(connection: sqlite3.Connection) -> None:
     try:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         if version != SCHEMA_VERSION:
-            script = SCHEMA + (MIGRATE_FROM_1 if version == 1 else "")
-            for statement in script.split(";"):
+            carried = take_old_spans(connection, version)
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            connection.executemany(
+                "INSERT INTO span_batches (first_end_ns, last_end_ns, resource, spans) "
+                "VALUES (?, ?, ?, ?)",
+                carried,
+            )
     except BaseException:
         _rollback(connection)
         raise
@@ -698,15 +691,23 @@ class TraceStore:
         with self._read() as db:
             run, trace_id = self._resolve(db, run_id_or_trace_id)
             assert db is not None  # _resolve raised if the store does not exist
-            rows = db.execute(
-                "SELECT spans, resource FROM span_batches WHERE trace_id = ?", (trace_id,)
-            ).fetchall()
+            if run is not None:
+                # Every span of the run ended between its start and its end (with a minute
+                # of slack for a wall clock set back during the run).
+                rows = db.execute(
+                    "SELECT spans, resource FROM span_batches "
+                    "WHERE last_end_ns >= ? AND first_end_ns <= ?",
+                    (run.start_ns - _CLOCK_SLACK_NS, run.end_ns + _CLOCK_SLACK_NS),
+                ).fetchall()
+            else:
+                rows = _batches_mentioning(db, f'["{trace_id}"')
         by_id: dict[str, SpanRecord] = {}
         for encoded, resource in rows:
             resource_attributes = json.loads(resource)
-            for array in json.loads(encoded):
-                span = _span_record(trace_id, array, resource_attributes)
-                by_id[span.span_id] = span  # an export retried after a failure repeats spans
+            for row in orjson.loads(encoded):
+                if row[0][0] == trace_id:
+                    span = _span_record(row, resource_attributes)
+                    by_id[span.span_id] = span  # an export retried after a failure repeats
         spans = list(by_id.values())
         if run is not None:
             spans = _subtree(spans, run.span_id)
@@ -762,11 +763,13 @@ class TraceStore:
                 for row in db.execute(
                     # A range on the index: every hex id with this prefix sorts in
                     # [low, low + 'g'), since 'g' sorts after every hex digit.
-                    "SELECT DISTINCT trace_id FROM span_batches "
+                    "SELECT DISTINCT trace_id FROM runs "
                     "WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
                     (low, low + "g"),
                 )
             ]
+            if not trace_ids:  # a trace with no finished run: look through the spans
+                trace_ids = _trace_ids_with_prefix(db, low)
         if len(trace_ids) == 1:
             runs_in_trace = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE trace_id = ?", (trace_ids[0],)
@@ -799,12 +802,46 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
     return RunRecord(*values)
 
 
-def _span_record(trace_id: str, array: list[Any], resource: Mapping[str, Any]) -> SpanRecord:
-    fields = dict(zip(_SPAN_FIELDS, array, strict=True))
-    events = tuple(
-        SpanEvent(e["name"], e["time_ns"], e.get("attributes", {})) for e in fields.pop("events")
+_CLOCK_SLACK_NS = 60 * 10**9
+
+
+def _batches_mentioning(db: sqlite3.Connection, text: str) -> list[tuple[str, str]]:
+    """The span batches whose JSON contains `text` (a scan: for traces with no run)."""
+    return db.execute(
+        "SELECT spans, resource FROM span_batches WHERE instr(spans, ?) > 0", (text,)
+    ).fetchall()
+
+
+def _trace_ids_with_prefix(db: sqlite3.Connection, prefix: str) -> list[str]:
+    """Up to two trace ids starting with `prefix` among the stored spans."""
+    found: set[str] = set()
+    for encoded, _ in _batches_mentioning(db, f'["{prefix}'):
+        found.update(row[0][0] for row in orjson.loads(encoded) if row[0][0].startswith(prefix))
+        if len(found) > 1:
+            break
+    return sorted(found)[:2]
+
+
+_KIND_NAMES = {kind.value: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code.value: code.name for code in StatusCode}
+
+
+def _span_record(row: list[Any], resource: Mapping[str, Any]) -> SpanRecord:
+    (trace_id, span_id, parent_id), name, kind, start, end, code, message, attributes, events = row
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=format(span_id, "016x"),
+        parent_span_id=None if parent_id is None else format(parent_id, "016x"),
+        name=name,
+        kind=_KIND_NAMES.get(kind, str(kind)),
+        start_ns=start,
+        end_ns=end,
+        status_code=_STATUS_NAMES.get(code, str(code)),
+        status_message=message,
+        attributes=attributes,
+        events=tuple(SpanEvent(e["name"], e["time_ns"], e.get("attributes", {})) for e in events),
+        resource=resource,
     )
-    return SpanRecord(trace_id=trace_id, events=events, resource=resource, **fields)
 
 
 def _subtree(spans: list[SpanRecord], root_span_id: str) -> list[SpanRecord]:

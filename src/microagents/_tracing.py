@@ -19,16 +19,17 @@ import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
@@ -43,6 +44,7 @@ from opentelemetry.trace import (
 )
 
 from . import _semconv as sc
+from ._compiled import CompiledNode
 from ._errors import ModelError
 from ._model import (
     Model,
@@ -70,7 +72,7 @@ class SpanLike(Protocol):
     def get_span_context(self) -> SpanContext: ...
 
 
-_ids = random.Random()
+_random = random.Random()
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
@@ -95,32 +97,56 @@ class _LightSpan(ReadableSpan):
 
     It fills `ReadableSpan`'s fields itself, as the SDK's own `Span` does, so that one object
     per hop serves both purposes; the in-memory-exporter tests check what exporters see.
+    To keep a hop cheap:
+
+    - fields that most hops share are class attributes (each `_Sink` makes a subclass
+      holding its provider's resource and scope), so that a hop sets five fields, not
+      fourteen;
+    - its ids are kept as the trace store's row wants them (`_ids`, read in C by
+      `light_span_row`), and the `SpanContext`s an exporter may ask for are built on demand.
     """
 
-    _own_context: SpanContext
+    _sink: _Sink
+    _resource: Resource
+    _instrumentation_scope: InstrumentationScope
+    _kind = SpanKind.INTERNAL
+    _end_time: int | None = None
+    _events: Sequence[Event] = _NO_EVENTS
+    _links = ()
+    _status = _UNSET
+    _status_code = StatusCode.UNSET.value
+    _status_message: str | None = None
+    _instrumentation_info = None
+    _outer: SpanContext | None = None
+    """A run's parent when it joined the application's trace (perhaps a remote span)."""
+    _ids: tuple[str, int, int | None]
+    """(trace id in hex, span id, parent span id)."""
+    _flags: TraceFlags
     _token: Token[_LightSpan | None]
 
-    def __init__(self, sink: _Sink, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
+    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         parent = _current.get()
         if parent is not None:
-            outer = parent._own_context
-            context = _span_context(outer[0], _ids.getrandbits(64), outer[3])
-            self._parent: SpanContext | None = outer
+            ids = parent._ids
+            self._ids = (ids[0], _random.getrandbits(64), ids[1])
+            self._flags = parent._flags
         else:
-            context, self._parent = sink.root_context(name, kind, attributes)
-        self._own_context = self._context = context
+            self._ids, self._flags, self._outer = self._sink.root(name, self._kind, attributes)
         self._name = name
-        self._kind = kind
         self._attributes = attributes
         self._start_time = time.time_ns()
-        self._end_time = None
-        self._events = _NO_EVENTS
-        self._links = ()
-        self._status = _UNSET
-        self._resource = sink.resource
-        self._instrumentation_scope = sink.scope
-        self._instrumentation_info = None
-        self._sink = sink
+
+    @property
+    def _context(self) -> SpanContext:  # type: ignore[override]
+        ids = self._ids
+        return _span_context(int(ids[0], 16), ids[1], self._flags)
+
+    @property
+    def _parent(self) -> SpanContext | None:  # type: ignore[override]
+        if self._outer is not None:
+            return self._outer
+        ids = self._ids
+        return None if ids[2] is None else _span_context(int(ids[0], 16), ids[2], self._flags)
 
     def __enter__(self) -> _LightSpan:
         self._token = _current.set(self)
@@ -128,8 +154,11 @@ class _LightSpan(ReadableSpan):
 
     def __exit__(self, *exc_info: object) -> None:
         _current.reset(self._token)
+        self.end()
+
+    def end(self) -> None:
         self._end_time = time.time_ns()
-        if self._own_context[3] & 1:  # sampled
+        if self._flags:  # sampled
             self._sink.on_end(self)
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -143,9 +172,11 @@ class _LightSpan(ReadableSpan):
 
     def set_status(self, status: Status) -> None:
         self._status = status
+        self._status_code = status.status_code.value
+        self._status_message = status.description
 
     def get_span_context(self) -> SpanContext:
-        return self._own_context
+        return self._context
 
 
 _current: ContextVar[_LightSpan | None] = ContextVar("microagents_span", default=None)
@@ -157,31 +188,79 @@ class _Sink:
 
     def __init__(self, provider: SdkTracerProvider, version: str) -> None:
         self.provider = provider
-        self.resource = provider.resource
-        self.scope = InstrumentationScope("microagents", version)
-        # The provider's processors are fixed once spans flow (adding one later is not a
-        # supported pattern), so the hot path calls the multi-processor's `on_end` directly.
-        self.on_end = provider._active_span_processor.on_end
-
-    def root_context(
-        self, name: str, kind: SpanKind, attributes: dict[str, Any]
-    ) -> tuple[SpanContext, SpanContext | None]:
-        """A run's span context, and its parent: the application's current span, if any
-        (a run joins its trace). The provider's sampler decides here, once per run."""
-        outer = trace.get_current_span().get_span_context()
-        trace_id = outer.trace_id if outer.is_valid else _ids.getrandbits(128)
-        decision = self.provider.sampler.should_sample(
-            trace.set_span_in_context(NonRecordingSpan(outer)) if outer.is_valid else None,
-            trace_id,
-            name,
-            kind,
-            attributes,
-        ).decision
-        sampled = decision is Decision.RECORD_AND_SAMPLE
-        context = _span_context(
-            trace_id, _ids.getrandbits(64), _SAMPLED if sampled else _NOT_SAMPLED
+        scope = InstrumentationScope("microagents", version)
+        self.span: type[_LightSpan] = type(
+            "_LightSpan",
+            (_LightSpan,),
+            {"_sink": self, "_resource": provider.resource, "_instrumentation_scope": scope},
         )
-        return context, outer if outer.is_valid else None
+        self.model_call: type[_LightSpan] = type("_ModelCallSpan", (_ModelCallSpan, self.span), {})
+        self._processors: object = None
+        self.on_end: Callable[[ReadableSpan], None] = _drop
+
+    def root(
+        self, name: str, kind: SpanKind, attributes: dict[str, Any]
+    ) -> tuple[tuple[str, int, int | None], TraceFlags, SpanContext | None]:
+        """A run span's ids, whether it is sampled, and its parent: the application's
+        current span, if any (a run joins its trace). The provider's sampler decides here,
+        once per run."""
+        self._bind_processors()
+        outer = trace.get_current_span().get_span_context()
+        valid = outer.is_valid
+        trace_id = outer.trace_id if valid else _random.getrandbits(128)
+        sampler = self.provider.sampler
+        if sampler is DEFAULT_ON:  # what it decides, without building its arguments
+            sampled = not valid or outer.trace_flags.sampled
+        else:
+            sampled = (
+                sampler.should_sample(
+                    trace.set_span_in_context(NonRecordingSpan(outer)) if valid else None,
+                    trace_id,
+                    name,
+                    kind,
+                    attributes,
+                ).decision
+                is Decision.RECORD_AND_SAMPLE
+            )
+        ids = (format(trace_id, "032x"), _random.getrandbits(64), outer.span_id if valid else None)
+        return ids, _SAMPLED if sampled else _NOT_SAMPLED, outer if valid else None
+
+    def _bind_processors(self) -> None:
+        """Hand ended spans straight to the provider's one processor, or to all of them.
+
+        Checked once per run: the processor list is a tuple the provider replaces when one
+        is added, so a processor added between runs is seen from the next run on.
+        """
+        multi = self.provider._active_span_processor
+        processors = getattr(multi, "_span_processors", None)
+        if processors is self._processors:
+            return
+        self._processors = processors
+        from ._store_processor import StoreSpanProcessor
+
+        if isinstance(processors, tuple) and len(processors) == 1:
+            only = processors[0]
+            # The store's queue takes our spans as they are (they are sampled, or not here).
+            self.on_end = only.enqueue if isinstance(only, StoreSpanProcessor) else only.on_end
+        else:
+            self.on_end = multi.on_end
+
+
+class _ModelCallSpan(_LightSpan):
+    """A model call: a client span with no child hops, so never made current (which saves
+    setting and resetting the context on every call)."""
+
+    _kind = SpanKind.CLIENT
+
+    def __enter__(self) -> _LightSpan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end()
+
+
+def _drop(span: ReadableSpan) -> None:
+    """Where spans go before the first run has bound the processors (never reached)."""
 
 
 class Tracing:
@@ -204,7 +283,9 @@ class Tracing:
 
         self.tracer = tracer
         self.capture_content = capture_content
-        self._node_heads: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        # By node (kept, so that its id is not reused): the span name and the attributes
+        # that are the same on every visit.
+        self._node_heads: dict[int, tuple[CompiledNode, str, dict[str, Any]]] = {}
         # The fast path is the SDK's own (disabled with it: OTEL_SDK_DISABLED=true).
         sdk_on = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
         self._sink = (
@@ -224,19 +305,34 @@ class Tracing:
             provider=provider,
         )
 
-    def _span(
-        self, name: str, attributes: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL
+    def _span(self, name: str, attributes: dict[str, Any]) -> AbstractContextManager[SpanLike]:
+        sink = self._sink
+        if sink is None:
+            return self.tracer.start_as_current_span(
+                name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            )
+        return sink.span(name, attributes)
+
+    def _model_call_span(
+        self, name: str, attributes: dict[str, Any]
     ) -> AbstractContextManager[SpanLike]:
         sink = self._sink
         if sink is None:
             return self.tracer.start_as_current_span(
                 name,
-                kind=kind,
+                kind=SpanKind.CLIENT,
                 attributes=attributes,
                 record_exception=False,
                 set_status_on_exception=False,
             )
-        return _LightSpan(sink, name, kind, attributes)
+        return sink.model_call(name, attributes)
+
+    @staticmethod
+    def trace_id(span: SpanLike) -> str:
+        """The id of the trace `span` is in, in hex."""
+        if isinstance(span, _LightSpan):
+            return span._ids[0]
+        return format(span.get_span_context().trace_id, "032x")
 
     def current(self) -> SpanLike:
         """The span of the hop running now."""
@@ -290,13 +386,13 @@ class Tracing:
                 span.set_attribute(sc.NODE_ID, result.failed_node)
 
     def node_span(
-        self, kind: str, target: str, node_id: str, visit: int, item_index: int | None = None
+        self, node: CompiledNode, visit: int, item_index: int | None = None
     ) -> AbstractContextManager[SpanLike]:
-        head = self._node_heads.get((kind, target))
-        if head is None:
-            head = self._node_heads[kind, target] = _node_head(kind, target)
-        name, constant = head
-        attributes = {**constant, sc.NODE_ID: node_id, sc.NODE_VISIT: visit}
+        head = self._node_heads.get(id(node))
+        if head is None or head[0] is not node:
+            head = self._node_heads[id(node)] = (node, *_node_head(node))
+        _, name, constant = head
+        attributes = {**constant, sc.NODE_VISIT: visit}
         if item_index is not None:
             attributes[sc.ITEM_INDEX] = item_index
         return self._span(name, attributes)
@@ -373,9 +469,7 @@ class TracedModel:
             sc.REQUEST_MODEL: request.model,
             sc.REQUEST_MAX_TOKENS: request.max_tokens,
         }
-        with self.tracing._span(
-            f"{sc.OP_CHAT} {request.model}", attributes, SpanKind.CLIENT
-        ) as span:
+        with self.tracing._model_call_span(f"{sc.OP_CHAT} {request.model}", attributes) as span:
             async for event in stream_of(self.inner, request):
                 if isinstance(event, StreamEnd):
                     response = event.response
@@ -414,7 +508,7 @@ class TracedModel:
         name = self._names.get(request.model)
         if name is None:
             name = self._names[request.model] = f"{sc.OP_CHAT} {request.model}"
-        with tracing._span(name, attributes, SpanKind.CLIENT) as span:
+        with tracing._model_call_span(name, attributes) as span:
             try:
                 response = await self.inner.complete(request)
             except ModelError as error:
@@ -451,12 +545,18 @@ class TracedModel:
             return response
 
 
-def _node_head(kind: str, target: str) -> tuple[str, dict[str, Any]]:
-    """A node span's name and the attributes that depend only on what the node runs."""
+def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
+    """A node span's name and the attributes that are the same on every visit."""
+    kind, target = node.kind, node.target
     operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
     name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
     name = target.split("@", 1)[0]
-    attributes: dict[str, Any] = {sc.OPERATION_NAME: operation, name_key: name, sc.NODE_KIND: kind}
+    attributes: dict[str, Any] = {
+        sc.OPERATION_NAME: operation,
+        name_key: name,
+        sc.NODE_KIND: kind,
+        sc.NODE_ID: node.id,
+    }
     if kind == "agent":
         attributes[sc.AGENT_ID] = target
     elif kind == "tool":
