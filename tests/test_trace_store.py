@@ -505,6 +505,42 @@ def test_a_store_of_the_first_format_is_migrated_without_losing_spans() -> None:
     assert len(TraceStore().get_trace("c0ffee02-1")) == len(before)
 
 
+V2_BATCHES = """
+CREATE TABLE span_batches (
+    trace_id TEXT NOT NULL, start_ns INTEGER NOT NULL, resource TEXT NOT NULL,
+    spans TEXT NOT NULL
+);
+CREATE INDEX span_batches_trace ON span_batches (trace_id);
+"""
+
+
+def test_a_store_of_the_second_format_is_migrated_without_losing_spans() -> None:
+    exporter = SqliteSpanExporter(keep_days=0)
+    record_fake_run(make_provider(exporter))
+    exporter.shutdown()
+    before = [span.to_json() for span in TraceStore().get_trace("c0ffee01-1")]
+    # Rewrite the store as the second format kept it: a row per trace, ids in hex, kinds and
+    # status codes by name.
+    fields = ("span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "status_code")
+    arrays = [
+        [*(span[k] for k in fields), span["status_message"], span["attributes"], span["events"]]
+        for span in before
+    ]
+    with sqlite3.connect(default_trace_path()) as db:
+        db.execute("DROP TABLE span_batches")
+        db.executescript(V2_BATCHES)
+        db.execute(
+            "INSERT INTO span_batches VALUES (?, ?, ?, ?)",
+            (before[0]["trace_id"], BASE_NS, json.dumps(before[0]["resource"]), json.dumps(arrays)),
+        )
+        db.execute("PRAGMA user_version = 2")
+    db.close()
+    after = [span.to_json() for span in TraceStore().get_trace("c0ffee01-1")]
+    assert after == before
+    record_fake_run(make_provider(SqliteSpanExporter(keep_days=0)), run_id="c0ffee02-1")
+    assert len(TraceStore().get_trace("c0ffee02-1")) == len(before)
+
+
 def test_a_store_from_a_newer_version_is_refused_with_what_to_do() -> None:
     record_fake_run(make_provider(SqliteSpanExporter(keep_days=0)))
     with sqlite3.connect(default_trace_path()) as db:
