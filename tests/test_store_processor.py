@@ -203,3 +203,26 @@ def test_a_trace_without_a_run_is_found_by_its_id(tmp_path: Path) -> None:
     assert _span_names(TraceStore().get_trace(trace_id[:12])) == ["lonely"]
     assert TraceStore().get_run(trace_id) is None
     processor.shutdown()
+
+
+def test_our_spans_are_stored_whole_when_orjson_refuses_a_value() -> None:
+    """An integer beyond 64 bits sends the batch to the standard library's encoder, which
+    must write our spans' kinds and events as orjson does."""
+    provider, processor = store_provider(interval_s=3600)
+    tracing = Tracing.from_provider(provider)
+    with tracing.run_span("w", "1", "big-2", nested=False, batch_index=None) as span:
+        span.set_attribute("tool.rows", 2**70)
+        tracing.escalation_event(span, "low_confidence", "haiku", "sonnet")
+    processor.shutdown()
+    [run] = TraceStore().get_trace("big-2")
+    assert (run.kind, run.attributes["tool.rows"]) == ("INTERNAL", 2**70)
+    assert [(e.name, dict(e.attributes)) for e in run.events] == [
+        (
+            "microagents.escalation",
+            {
+                "microagents.escalation.trigger": "low_confidence",
+                "microagents.tier": "haiku",
+                "microagents.escalation.to_tier": "sonnet",
+            },
+        )
+    ]

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -250,37 +251,36 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
-_stdlib_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+def _json_fallback(value: object) -> Any:
+    """What JSON encoders make of what they do not know: a span's `Event`s become objects,
+    enums (a `SpanKind`, which orjson knows but the standard library does not) their
+    number, anything else its text."""
+    if isinstance(value, Event):
+        attributes = dict(value._attributes or {})
+        return {"name": value.name, "time_ns": value.timestamp, "attributes": attributes}
+    if isinstance(value, Enum):
+        return value.value
+    return str(value)
 
 
-def _dumps(value: Any) -> str:
-    """Compact JSON. orjson encodes a run's spans ~4x faster than the standard library (a
-    quarter of the exporter's CPU); what it refuses (an integer beyond 64 bits, say) goes
-    to the standard library instead."""
+_stdlib_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_fallback
+).encode
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON. orjson encodes a run's spans several times faster than the standard
+    library; what it refuses (an integer beyond 64 bits, say) goes to the standard library
+    instead."""
     try:
-        return orjson.dumps(value, default=str).decode()
+        return orjson.dumps(value, default=_json_fallback)
     except orjson.JSONEncodeError:
-        return _stdlib_dumps(value)
+        return _stdlib_dumps(value).encode()
 
 
 _SECRET_MARKERS = (b"api_key", b"api-key", b"authorization", b"sk-ant-", b"bearer")
 """What `_clean` looks for (`_SECRET_KEY_PARTS`, `_SECRET_PREFIXES`, `_EMBEDDED_SECRET`),
 as bytes to find in lowercased JSON."""
-
-
-def _event_json(event: object) -> Any:
-    """orjson's fallback: the `Event`s of a span as JSON data; anything else as text."""
-    if isinstance(event, Event):
-        attributes = dict(event._attributes or {})
-        return {"name": event.name, "time_ns": event.timestamp, "attributes": attributes}
-    return str(event)
-
-
-def _dumps_rows(rows: Sequence[SpanRow]) -> bytes:
-    try:
-        return orjson.dumps(rows, default=_event_json)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits, say
-        return _stdlib_dumps(rows).encode()
 
 
 def _encode_spans(spans: Sequence[ReadableSpan]) -> tuple[list[SpanRow], bytes]:
@@ -296,11 +296,11 @@ def _encode_spans(spans: Sequence[ReadableSpan]) -> tuple[list[SpanRow], bytes]:
         rows: list[Any] = list(map(light_span_row, spans))
     except AttributeError:  # not all ours: an application's own spans share our provider
         rows = [_span_row(span) for span in spans]
-    encoded = _dumps_rows(rows)
+    encoded = _dumps(rows)
     lowered = encoded.lower()
     if not any(marker in lowered for marker in _SECRET_MARKERS):
         return rows, encoded
-    return rows, _dumps_rows([_cleaned_row(row) for row in rows])
+    return rows, _dumps([_cleaned_row(row) for row in rows])
 
 
 def _span_row(span: ReadableSpan) -> SpanRow:
@@ -333,7 +333,7 @@ def _span_row(span: ReadableSpan) -> SpanRow:
         status.status_code.value,
         status.description or None,
         attributes,
-        [_event_json(event) for event in span._events],
+        [_json_fallback(event) for event in span._events],
     )
 
 
@@ -349,10 +349,14 @@ def _cleaned_row(row: SpanRow) -> SpanRow:
         _redact(message) if message else message,
         _clean(attributes),
         [
-            {"name": e["name"], "time_ns": e["time_ns"], "attributes": _clean(e["attributes"])}
-            for e in (event if isinstance(event, dict) else _event_json(event) for event in events)
+            _cleaned_event(event if isinstance(event, dict) else _json_fallback(event))
+            for event in events
         ],
     )
+
+
+def _cleaned_event(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "attributes": _clean(event["attributes"])}
 
 
 # -- the exporter --------------------------------------------------------------------------
@@ -522,7 +526,7 @@ class SqliteSpanExporter(SpanExporter):
     def _resource_json(self, resource: Resource) -> str:
         cached = self._resource
         if cached is None or cached[0] is not resource:
-            cached = (resource, _dumps(_clean(resource.attributes)))
+            cached = (resource, _dumps(_clean(resource.attributes)).decode())
             self._resource = cached
         return cached[1]
 
