@@ -278,28 +278,40 @@ def _dumps(value: Any) -> bytes:
         return _stdlib_dumps(value).encode()
 
 
-_SECRET_MARKERS = (b"api_key", b"api-key", b"authorization", b"sk-ant-", b"bearer")
-"""What `_clean` looks for (`_SECRET_KEY_PARTS`, `_SECRET_PREFIXES`, `_EMBEDDED_SECRET`),
-as bytes to find in lowercased JSON."""
+_plain_keys: set[str] = set()
+"""Attribute keys already checked and found not to name a secret (spans repeat a few
+dozen keys)."""
+
+
+def _keys_are_plain(rows: Sequence[SpanRow]) -> bool:
+    keys = set().union(*[row[7] for row in rows])
+    if keys <= _plain_keys:
+        return True
+    if any(_is_secret_key(key) for key in keys):
+        return False
+    if len(_plain_keys) > 10_000:
+        _plain_keys.clear()
+    _plain_keys.update(keys)
+    return True
 
 
 def _encode_spans(spans: Sequence[ReadableSpan]) -> tuple[list[SpanRow], bytes]:
     """The spans' rows, and the rows as one JSON array with secrets removed.
 
-    Our own spans are read in C (`light_span_row`) and encoded by orjson, so that a span
-    costs well under a microsecond of the exporter's (GIL-holding) time. Checking every key
-    and value for secrets cost more than that, so the encoded text is searched instead, in
-    C, for anything that looks like a secret or a key naming one; only a batch where
-    something does is encoded again, value by value (`_clean`).
+    Our own spans are read in C (`light_span_row`) and encoded by orjson. Checking every
+    key and value for secrets cost more than that, so the common case is checked in bulk:
+    the batch's attribute keys (one set) against the keys known to be plain, and the encoded
+    text for the start of a key or a token (`_SECRET_PREFIXES`). Only a batch that fails
+    either check is encoded again, value by value (`_clean`).
     """
     try:
         rows: list[Any] = list(map(light_span_row, spans))
     except AttributeError:  # not all ours: an application's own spans share our provider
         rows = [_span_row(span) for span in spans]
-    encoded = _dumps(rows)
-    lowered = encoded.lower()
-    if not any(marker in lowered for marker in _SECRET_MARKERS):
-        return rows, encoded
+    if _keys_are_plain(rows):
+        encoded = _dumps(rows)
+        if b"sk-ant-" not in encoded and b"Bearer" not in encoded:
+            return rows, encoded
     return rows, _dumps([_cleaned_row(row) for row in rows])
 
 
