@@ -4,7 +4,7 @@ thread, so that storing spans never happens on the hot path.
 It does what the SDK's `BatchSpanProcessor` does, for less per span: a run's hops reach it
 with one deque append each (the SDK's processor also checks the process id, updates metrics
 and takes a lock per span), and it writes when enough spans have queued or a second has
-passed, in batches big enough that SQLite commits and GIL hand-overs stay rare.
+passed.
 
     provider.add_span_processor(StoreSpanProcessor(SqliteSpanExporter()))
 """
@@ -27,8 +27,10 @@ logger = logging.getLogger("microagents.trace_store")
 DEFAULT_QUEUE_SIZE = 16_384
 """Spans held at most (so a stalled disk cannot eat memory): enough that a burst of fast
 runs does not drop spans before the writer catches up."""
-DEFAULT_BATCH_SIZE = 2_048
-"""Spans per write; the writer wakes as soon as this many have queued."""
+DEFAULT_BATCH_SIZE = 256
+"""Spans per write; the writer wakes as soon as this many have queued. Small enough that
+queued spans stay in the CPU's caches (2,048 cost the runs ~15% more than 256), big enough
+that commits stay rare."""
 DEFAULT_INTERVAL_S = 1.0
 """The longest a span waits in the queue when few arrive."""
 
