@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from bench import concurrency, http_e2e, overhead, scale
+from bench import concurrency, http_e2e, overhead, scale, tracing_cost
 from bench._workload import (
     ANSWERS,
     TICKET,
@@ -33,6 +33,15 @@ def test_overhead_contenders_run_and_the_store_gets_every_span() -> None:
     provider.shutdown()
     assert exporter.stored == 4 * 7  # a run, 3 node visits, 3 model calls
     assert processor.dropped == 0
+
+
+def test_tracing_cost_parts_run_and_only_the_last_writes(tmp_path: Path) -> None:
+    for exporter_type in (tracing_cost._DiscardingExporter, tracing_cost._EncodingExporter):
+        exporter = exporter_type(tmp_path / "unused.sqlite3")
+        anyio.run(tracing_cost._through_store_processor(exporter), 3)
+    assert not (tmp_path / "unused.sqlite3").exists()
+    anyio.run(tracing_cost._through_store_processor(ma.SqliteSpanExporter(tmp_path / "t.db")), 3)
+    assert ma.TraceStore(tmp_path / "t.db").count_runs() == 3
 
 
 def test_concurrency_contenders_run() -> None:

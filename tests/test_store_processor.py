@@ -66,8 +66,8 @@ def test_the_writer_stores_spans_without_being_asked() -> None:
     processor.shutdown()
 
 
-def test_the_writer_wakes_as_soon_as_a_batch_has_queued() -> None:
-    provider, processor = store_provider(batch_size=4, interval_s=3600)
+def test_the_writer_wakes_as_soon_as_enough_spans_have_queued() -> None:
+    provider, processor = store_provider(wake_after=4, interval_s=3600)
     end_spans(provider, 4)
     wait_until_stored(4)
     assert stored_span_count() == 4

@@ -27,10 +27,13 @@ logger = logging.getLogger("microagents.trace_store")
 DEFAULT_QUEUE_SIZE = 16_384
 """Spans held at most (so a stalled disk cannot eat memory): enough that a burst of fast
 runs does not drop spans before the writer catches up."""
-DEFAULT_BATCH_SIZE = 256
-"""Spans per write; the writer wakes as soon as this many have queued. Small enough that
-queued spans stay in the CPU's caches (2,048 cost the runs ~15% more than 256), big enough
-that commits stay rare."""
+DEFAULT_WAKE_AFTER = 256
+"""The writer wakes as soon as this many spans have queued: few enough that they are still
+in the CPU's caches (waking after 2,048 cost the runs ~15% more than after 256)."""
+DEFAULT_MAX_BATCH = 4_096
+"""Spans per write at most. The writer takes everything queued, up to this: when the runs
+keep the interpreter busy, each SQLite call costs the writer a wait for the GIL (up to the
+switch interval, 5 ms), so it has to write more per transaction to keep up."""
 DEFAULT_INTERVAL_S = 1.0
 """The longest a span waits in the queue when few arrive."""
 
@@ -45,12 +48,14 @@ class StoreSpanProcessor(SpanProcessor):
         exporter: SqliteSpanExporter,
         *,
         max_queue_size: int = DEFAULT_QUEUE_SIZE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        wake_after: int = DEFAULT_WAKE_AFTER,
+        max_batch: int = DEFAULT_MAX_BATCH,
         interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self.exporter = exporter
         self.max_queue_size = max_queue_size
-        self.batch_size = batch_size
+        self.wake_after = wake_after
+        self.max_batch = max_batch
         self.interval_s = interval_s
         self.dropped = 0
         self._shutdown = False
@@ -85,7 +90,7 @@ class StoreSpanProcessor(SpanProcessor):
             self._drop()
             return
         queue.append(span)
-        if len(queue) == self.batch_size:
+        if len(queue) == self.wake_after:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -118,7 +123,7 @@ class StoreSpanProcessor(SpanProcessor):
             queue = self._queue
             while queue:
                 take = queue.popleft
-                batch = [take() for _ in range(min(len(queue), self.batch_size))]
+                batch = [take() for _ in range(min(len(queue), self.max_batch))]
                 try:
                     self.exporter.export(batch)
                 except Exception:  # tracing must never take the process down

@@ -22,6 +22,7 @@ carries a run id and is not a nested sub-workflow). Retention keeps the newest
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,19 @@ _RUN_COLUMNS = (
     "run_id, trace_id, span_id, workflow, version, start_ns, end_ns, status, input_tokens, "
     "output_tokens, cost_usd, escalations, simulated, batch_index"
 )
+_RUNS_PER_INSERT = 1_000  # 14,000 parameters: under SQLite's limit of 32,766
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_runs(count: int) -> str:
+    """One statement inserting `count` runs.
+
+    Not `executemany`: the writer thread gives up the GIL around every SQLite call and has to
+    wait for the runs to hand it back (up to the interpreter's switch interval, 5 ms) each
+    time; one call per run made a busy writer fall behind and drop spans.
+    """
+    row = f"({', '.join('?' * 14)})"
+    return f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) VALUES {', '.join([row] * count)}"
 
 
 def default_trace_path() -> Path:
@@ -451,11 +466,9 @@ class SqliteSpanExporter(SpanExporter):
                         "VALUES (?, ?, ?, ?)",
                         batch,
                     )
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        run_rows,
-                    )
+                    for start in range(0, len(run_rows), _RUNS_PER_INSERT):
+                        chunk = run_rows[start : start + _RUNS_PER_INSERT]
+                        db.execute(_insert_runs(len(chunk)), list(chain.from_iterable(chunk)))
                     if self._exports % self.prune_every == 0:
                         self._prune(db)
                 except BaseException:
