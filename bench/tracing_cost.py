@@ -33,9 +33,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 import microagents as ma
 from microagents import _trace_store
 
-from ._workload import STEPS, TICKET, InstantModel, triage_workflow
-
-FLUSH_EVERY = 1_000  # runs between flushes: the queue holds 16,384 spans, a run makes 7
+from ._workload import STEPS
+from .overhead import microagents_runs
 
 
 class _DiscardingExporter(ma.SqliteSpanExporter):
@@ -54,27 +53,11 @@ class _EncodingExporter(ma.SqliteSpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _runs(tracing: ma.Tracing | None, flush: Any = None) -> Any:
-    workflow = triage_workflow()
-
-    async def go(runs: int) -> None:
-        async with ma.Engine(InstantModel(), tracing=tracing) as engine:
-            for done in range(1, runs + 1):
-                result = await engine.run(workflow, TICKET)
-                assert result.ok, result.error
-                if flush is not None and done % FLUSH_EVERY == 0:
-                    flush()
-        if flush is not None:
-            flush()  # inside the timed pass: what is written is part of the cost
-
-    return go
-
-
 def _through_store_processor(exporter: ma.SqliteSpanExporter) -> Any:
     provider = TracerProvider()
     processor = ma.StoreSpanProcessor(exporter)
     provider.add_span_processor(processor)
-    return _runs(ma.Tracing.from_provider(provider), processor.force_flush)
+    return microagents_runs(ma.Tracing.from_provider(provider), processor.force_flush)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -88,8 +71,8 @@ def run(quick: bool) -> dict[str, Any]:
     dropping.add_span_processor(Drop())
     folder = Path(tempfile.mkdtemp())
     contenders = {
-        "untraced": _runs(None),
-        "spans made and dropped": _runs(ma.Tracing.from_provider(dropping)),
+        "untraced": microagents_runs(None),
+        "spans made and dropped": microagents_runs(ma.Tracing.from_provider(dropping)),
         "+ queued for the store, discarded": _through_store_processor(
             _DiscardingExporter(folder / "discard.sqlite3")
         ),
