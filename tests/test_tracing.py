@@ -315,3 +315,47 @@ def test_tools_see_the_hop_as_their_current_span(
     result = anyio.run(main)
     assert result.ok, result.error
     assert seen == [int(result.trace_id or "0", 16)]
+
+
+def test_a_run_traced_inside_another_providers_run_reaches_its_own_processors(
+    tmp_path: Any,
+) -> None:
+    """A run whose engine has its own provider, started from inside a run traced to another
+    (a tool running a workflow, say), continues the outer trace and is exported by its own
+    provider's processors."""
+    outer_spans, inner_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    inner_tracing = tracing_to(inner_spans)
+    inner_flow = ma.Workflow(
+        "inner", input={"type": "object", "properties": {"x": {"type": "string"}}}
+    ).node("echo", tool=_echo, input={"item": "{{ input.x }}"})
+    inner = inner_flow.compile(ma.Project(tmp_path))
+
+    @ma.tool(name="nested")
+    async def nested(item: Any) -> str:
+        """Run the inner workflow on its own engine."""
+        async with Engine(FakeModel(), tracing=inner_tracing) as engine:
+            result = await engine.run(inner, {"x": str(item)})
+        return str(result.status)
+
+    outer = (
+        ma.Workflow("outer", input={"type": "object", "properties": {"x": {"type": "string"}}})
+        .node("n", tool=nested, input={"item": "{{ input.x }}"})
+        .compile(ma.Project(tmp_path))
+    )
+
+    async def main() -> ma.RunResult:
+        async with Engine(FakeModel(), tracing=tracing_to(outer_spans)) as engine:
+            return await engine.run(outer, {"x": "1"})
+
+    result = anyio.run(main)
+    assert result.ok, result.error
+    inner_names = sorted(span.name for span in inner_spans.get_finished_spans())
+    assert inner_names == ["execute_tool echo", "invoke_workflow inner"]
+    trace_ids = {span.context.trace_id for span in inner_spans.get_finished_spans()}
+    assert trace_ids == {int(result.trace_id or "0", 16)}
+
+
+@ma.tool(name="echo")
+async def _echo(item: Any) -> str:
+    """Return what it is given."""
+    return str(item)

@@ -196,7 +196,8 @@ class _Sink:
         )
         self.model_call: type[_LightSpan] = type("_ModelCallSpan", (_ModelCallSpan, self.span), {})
         self._processors: object = None
-        self.on_end: Callable[[ReadableSpan], None] = _drop
+        self.on_end: Callable[[ReadableSpan], None]
+        self._bind_processors()
 
     def root(
         self, name: str, kind: SpanKind, attributes: dict[str, Any]
@@ -228,8 +229,9 @@ class _Sink:
     def _bind_processors(self) -> None:
         """Hand ended spans straight to the provider's one processor, or to all of them.
 
-        Checked once per run: the processor list is a tuple the provider replaces when one
-        is added, so a processor added between runs is seen from the next run on.
+        Checked again at every run's start: the processor list is a tuple the provider
+        replaces when one is added, so a processor added between runs is seen from the
+        next run on.
         """
         multi = self.provider._active_span_processor
         processors = getattr(multi, "_span_processors", None)
@@ -257,10 +259,6 @@ class _ModelCallSpan(_LightSpan):
 
     def __exit__(self, *exc_info: object) -> None:
         self.end()
-
-
-def _drop(span: ReadableSpan) -> None:
-    """Where spans go before the first run has bound the processors (never reached)."""
 
 
 class Tracing:
