@@ -1,18 +1,17 @@
 """The embedded trace store: finished spans in SQLite, and a read API for the viewers.
 
-`SqliteSpanExporter` is an OpenTelemetry `SpanExporter`; put it behind the SDK's
-`BatchSpanProcessor`, which queues spans (bounded) and calls `export` from its own worker
-thread, so that writing to disk never happens on the hot path::
+`SqliteSpanExporter` is an OpenTelemetry `SpanExporter`; put it behind `StoreSpanProcessor`
+(or the SDK's `BatchSpanProcessor`), which queues spans (bounded) and calls `export` from its
+own thread, so that writing to disk never happens on the hot path::
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter()))
+    provider.add_span_processor(StoreSpanProcessor(SqliteSpanExporter()))
 
 Two tables live in ``$MICROAGENTS_HOME/traces.sqlite3`` (WAL mode, so readers never block the
-writer): ``span_batches``, the spans of one trace that one export received, as one compact
-JSON array per row (a run's spans usually arrive together, so this is one row and one JSON
-encoding per run instead of one per span: a third of the exporter's CPU), and ``runs``, one
-row per top-level workflow run, filled from its root span (the ``invoke_workflow`` span that
-carries a run id and is not a nested sub-workflow). Retention keeps the newest
+writer; see `SCHEMA`): ``span_batches``, every span one export received as one JSON array, and
+``runs``, one row per top-level workflow run, filled from its root span (the
+``invoke_workflow`` span that carries a run id and is not a nested sub-workflow). Retention
+keeps the newest
 ``MICROAGENTS_TRACE_KEEP_RUNS`` runs (default 1000) that are at most
 ``MICROAGENTS_TRACE_KEEP_DAYS`` days old (default 30).
 
@@ -406,12 +405,11 @@ class SqliteSpanExporter(SpanExporter):
 
     `keep_runs` and `keep_days` default to ``$MICROAGENTS_TRACE_KEEP_RUNS`` (1000) and
     ``$MICROAGENTS_TRACE_KEEP_DAYS`` (30); 0 turns a limit off. Retention is applied on the
-    first export and then every `prune_every` exports. Pruning often keeps the tables (and
-    their trace-id indexes, written at random places) small enough to stay in SQLite's cache.
-    Thread-safe: `SimpleSpanProcessor` may call `export` from any thread ending a span.
+    first export and then every `prune_every` exports. Thread-safe: `SimpleSpanProcessor` may
+    call `export` from any thread ending a span.
 
     ```python
-    provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter()))
+    provider.add_span_processor(StoreSpanProcessor(SqliteSpanExporter()))
     ```
     """
 
@@ -514,8 +512,8 @@ class SqliteSpanExporter(SpanExporter):
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = _connect(self.path, create=True)
-            # 16 MB rather than SQLite's 2 MB: trace ids are random, so every insert lands
-            # somewhere else in the trace-id indexes.
+            # 16 MB rather than SQLite's 2 MB, which holds only ~30 of the store's 64 KB
+            # pages: the runs table and its index stay cached between writes.
             self._connection.execute("PRAGMA cache_size = -16384")
         return self._connection
 

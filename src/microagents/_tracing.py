@@ -388,6 +388,8 @@ class Tracing:
     ) -> AbstractContextManager[SpanLike]:
         head = self._node_heads.get(id(node))
         if head is None or head[0] is not node:
+            if len(self._node_heads) > 10_000:  # workflows compiled again and again
+                self._node_heads.clear()
             head = self._node_heads[id(node)] = (node, *_node_head(node))
         _, name, constant = head
         attributes = {**constant, sc.NODE_VISIT: visit}
