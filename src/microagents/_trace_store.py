@@ -722,11 +722,16 @@ class TraceStore:
             assert db is not None  # _resolve raised if the store does not exist
             if run is not None:
                 # Every span of the run ended between its start and its end (with a minute
-                # of slack for a wall clock set back during the run).
+                # of slack for a wall clock set back during the run); of those batches, only
+                # the ones whose text names the trace are decoded.
                 rows = db.execute(
                     "SELECT spans, resource FROM span_batches "
-                    "WHERE last_end_ns >= ? AND first_end_ns <= ?",
-                    (run.start_ns - _CLOCK_SLACK_NS, run.end_ns + _CLOCK_SLACK_NS),
+                    "WHERE last_end_ns >= ? AND first_end_ns <= ? AND instr(spans, ?) > 0",
+                    (
+                        run.start_ns - _CLOCK_SLACK_NS,
+                        run.end_ns + _CLOCK_SLACK_NS,
+                        f'["{trace_id}"',
+                    ),
                 ).fetchall()
             else:
                 rows = _batches_mentioning(db, f'["{trace_id}"')
