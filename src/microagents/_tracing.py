@@ -119,6 +119,7 @@ class _LightSpan(ReadableSpan):
     _instrumentation_info = None
     _outer: SpanContext | None = None
     """A run's parent when it joined the application's trace (perhaps a remote span)."""
+    _built_context: SpanContext | None = None
     _ids: tuple[str, int, int | None]
     """(trace id in hex, span id, parent span id)."""
     _flags: TraceFlags
@@ -138,8 +139,13 @@ class _LightSpan(ReadableSpan):
 
     @property
     def _context(self) -> SpanContext:  # type: ignore[override]
-        ids = self._ids
-        return _span_context(int(ids[0], 16), ids[1], self._flags)
+        # Built once, on demand: the store never asks, but with OTLP beside it every
+        # processor and the encoder do.
+        context = self._built_context
+        if context is None:
+            ids = self._ids
+            context = self._built_context = _span_context(int(ids[0], 16), ids[1], self._flags)
+        return context
 
     @property
     def _parent(self) -> SpanContext | None:  # type: ignore[override]
