@@ -31,7 +31,6 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 import microagents as ma
-from microagents import _trace_store
 
 from ._workload import STEPS
 from .overhead import microagents_runs
@@ -48,8 +47,7 @@ class _EncodingExporter(ma.SqliteSpanExporter):
     """Encodes spans and their run rows exactly as the store does, then throws them away."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows, _ = _trace_store._encode_spans(spans)
-        [_trace_store._run_row(row) for row in rows if _trace_store.sc.RUN_ID in row[7]]
+        self.rows_for(spans)
         return SpanExportResult.SUCCESS
 
 

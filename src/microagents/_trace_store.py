@@ -443,13 +443,7 @@ class SqliteSpanExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         # Serialise outside the lock: only the database work needs to be one at a time.
-        rows, encoded = _encode_spans(spans)
-        ends = [row[4] for row in rows]
-        resource = self._resource_json(spans[0].resource)
-        batch = (min(ends), max(ends), resource, encoded.decode())
-        run_rows = [
-            run for row in rows if sc.RUN_ID in row[7] and (run := _run_row(row)) is not None
-        ]
+        batch, run_rows = self.rows_for(spans)
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
@@ -479,6 +473,19 @@ class SqliteSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             self._exports += 1
         return SpanExportResult.SUCCESS
+
+    def rows_for(
+        self, spans: Sequence[ReadableSpan]
+    ) -> tuple[tuple[int, int, str, str], list[tuple[Any, ...]]]:
+        """The ``span_batches`` row and the ``runs`` rows that `export` writes for `spans`."""
+        rows, encoded = _encode_spans(spans)
+        ends = [row[4] for row in rows]
+        resource = self._resource_json(spans[0].resource)
+        batch = (min(ends), max(ends), resource, encoded.decode())
+        run_rows = [
+            run for row in rows if sc.RUN_ID in row[7] and (run := _run_row(row)) is not None
+        ]
+        return batch, run_rows
 
     def prune(self) -> int:
         """Apply retention now; returns how many runs were deleted."""
