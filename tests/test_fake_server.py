@@ -57,7 +57,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def server() -> Iterator[FakeAnthropicServer]:
-    with FakeAnthropicServer() as running:
+    # No minimum prefix, so that short prompts exercise the cache's mechanics; the per-model
+    # minimums the API applies (the default) have a test of their own.
+    with FakeAnthropicServer(min_cacheable_tokens=0) as running:
         yield running
 
 
@@ -132,6 +134,7 @@ def test_a_text_answer_has_exactly_the_api_wire_shape(server: FakeAnthropicServe
             "output_tokens": estimate_tokens("positive"),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             "service_tier": "standard",
         },
     }
@@ -535,6 +538,33 @@ def test_a_marked_system_prompt_is_written_then_read_from_the_cache(
     assert other.cache_creation_input_tokens > cached
     per_model = create(client, model="claude-sonnet-4-6", system=system).usage
     assert per_model.cache_read_input_tokens == 0
+
+
+def test_each_model_caches_only_from_its_own_minimum_prefix() -> None:
+    # Haiku 4.5 needs 4,096 tokens, Opus 4.8 1,024: a ~2,000-token prefix is cached by one only.
+    rules = "You label the sentiment of customer reviews, one label each. " * 130
+    assert 1024 < estimate_tokens(rules) < 4096
+    system = [{"type": "text", "text": rules, "cache_control": {"type": "ephemeral"}}]
+    with FakeAnthropicServer() as server:
+        client = anthropic.Anthropic(api_key="test", base_url=server.base_url, max_retries=0)
+        haiku = [create(client, model="claude-haiku-4-5", system=system).usage for _ in "ab"]
+        opus = [create(client, model="claude-opus-4-8", system=system).usage for _ in "ab"]
+        client.close()
+    assert [(u.cache_creation_input_tokens, u.cache_read_input_tokens) for u in haiku] == [
+        (0, 0),
+        (0, 0),
+    ]
+    assert opus[0].cache_creation_input_tokens == estimate_tokens(rules)
+    assert opus[1].cache_read_input_tokens == estimate_tokens(rules)
+
+
+def test_a_one_hour_entry_is_counted_apart(client: anthropic.Anthropic) -> None:
+    rules = "You label the sentiment of customer reviews. " * 20
+    marked = {"type": "text", "text": rules, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    usage = create(client, system=[marked]).usage
+    assert usage.cache_creation is not None
+    assert usage.cache_creation.ephemeral_1h_input_tokens == estimate_tokens(rules)
+    assert usage.cache_creation.ephemeral_5m_input_tokens == 0
 
 
 def test_a_growing_conversation_reads_its_earlier_prefix(client: anthropic.Anthropic) -> None:

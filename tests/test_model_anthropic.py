@@ -26,6 +26,7 @@ from microagents._model import (
     ModelRequest,
     ModelResponse,
     StreamEnd,
+    TextBlock,
     TextDelta,
     ToolChoice,
     ToolDefinition,
@@ -329,21 +330,75 @@ def test_a_429_pauses_every_caller_of_that_model(fake_anthropic: FakeAnthropicSe
     assert clock.now() == pytest.approx(5.0, abs=0.1)
 
 
-def test_cache_control_marks_long_system_prompts_only(fake_anthropic: FakeAnthropicServer) -> None:
-    long_system = "You route support tickets. " * 1000  # ~27,000 characters, ~6,700 tokens
+def marks(body: dict[str, object]) -> list[str]:
+    """Where a request body carries cache marks: `tools`, `system`, `message`."""
+    found = []
+    for part, blocks in (
+        ("tools", body.get("tools", [])),
+        ("system", body.get("system", [])),
+        ("message", body["messages"][0]["content"]),  # type: ignore[index]
+    ):
+        found += [part for b in blocks if "cache_control" in b]  # type: ignore[union-attr]
+    return found
+
+
+def test_the_cache_mark_goes_where_the_repeating_part_ends(
+    fake_anthropic: FakeAnthropicServer,
+) -> None:
+    first = Message("user", (TextBlock("Rules that never change."), TextBlock(" The input.")))
+    common = {"messages": (first,), "system": "You route.", "tools": (ROUTE_TOOL,)}
     complete(
         fake_anthropic,
+        ask(**common, cache_point="message"),
+        ask(**common, cache_point="system"),
+        ask(**common, cache_point="tools"),
+        ask(**common, cache_point="none"),
+        ask(**{**common, "system": None}, cache_point="system"),  # no system: the tools
+    )
+    bodies = [r.body for r in fake_anthropic.requests]
+    assert [marks(b) for b in bodies] == [["message"], ["system"], ["tools"], [], ["tools"]]
+    assert bodies[0]["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_a_long_repeating_prefix_is_written_once_then_read(
+    fake_anthropic: FakeAnthropicServer,
+) -> None:
+    # The fake applies Haiku 4.5's real minimum (4,096 tokens): a short prefix is marked but
+    # never cached, a long one is written by the first call and read by the next.
+    long_system = "You route support tickets. " * 1000  # ~27,000 characters, ~6,700 tokens
+    responses = complete(
+        fake_anthropic,
+        ask(system="You route tickets."),
         ask(system="You route tickets."),
         ask(system=long_system),
         ask("again", system=long_system),
     )
-    short, long_first, _ = (r.body for r in fake_anthropic.requests)
-    assert "cache_control" not in short["system"][0]
-    assert long_first["system"][0]["cache_control"] == {"type": "ephemeral"}
-    first_usage = fake_anthropic.requests[1].response["usage"]  # type: ignore[index]
-    again_usage = fake_anthropic.requests[2].response["usage"]  # type: ignore[index]
-    assert first_usage["cache_creation_input_tokens"] > 0
-    assert again_usage["cache_read_input_tokens"] == first_usage["cache_creation_input_tokens"]
+    usages = [r.usage for r in responses]
+    assert [u.cache_creation_input_tokens for u in usages[:2]] == [0, 0]
+    assert usages[2].cache_creation_input_tokens > 6000
+    assert usages[3].cache_read_input_tokens == usages[2].cache_creation_input_tokens
+    assert usages[3].cache_hit_rate > 0.99
+
+
+def test_a_one_hour_ttl_is_sent_and_priced_as_such(fake_anthropic: FakeAnthropicServer) -> None:
+    long_system = "You route support tickets. " * 1000
+
+    async def main() -> ModelResponse:
+        async with AnthropicModel(
+            api_key="sk-test-key", base_url=fake_anthropic.base_url, cache_ttl="1h"
+        ) as model:
+            return await model.complete(ask(system=long_system))
+
+    response = anyio.run(main)
+    (request,) = fake_anthropic.requests
+    assert request.body["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    written = response.usage.cache_creation_1h_input_tokens
+    assert written == response.usage.cache_creation_input_tokens > 6000
+    price = TierTable().price_of(HAIKU)
+    assert price is not None
+    usage = response.usage
+    expected = (usage.input_tokens * 1.0 + written * 2.0 + usage.output_tokens * 5.0) / 1e6
+    assert response.cost_usd == pytest.approx(expected)
 
 
 def test_cost_is_cache_aware() -> None:

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 import microagents as ma
+from microagents._capabilities import deprecation_of
 from microagents._errors import MicroagentsError
 from microagents._model import Message, ModelRequest, ToolChoice, ToolDefinition, Usage
 from microagents._simulate import SimulatedLatency, SimulatedModel
@@ -22,10 +23,16 @@ def test_default_tiers_are_the_reference_lineup_with_list_prices() -> None:
     assert [tiers.resolve(t).model for t in ("haiku", "sonnet", "opus")] == [
         "claude-haiku-4-5",
         "claude-sonnet-4-6",
-        "claude-opus-4-5",
+        "claude-opus-4-8",
     ]
     prices = [tiers.resolve(t).price for t in ("haiku", "sonnet", "opus")]
     assert [(p.input, p.output) for p in prices if p] == [(1, 5), (3, 15), (5, 25)]
+
+
+def test_no_default_tier_runs_a_model_the_installed_sdk_deprecates() -> None:
+    # An SDK upgrade that deprecates a default model fails here, not in every user's run.
+    for tier in TierTable().tiers:
+        assert deprecation_of(tier.model) is None, f"{tier.name}: {tier.model} is deprecated"
 
 
 def test_an_explicit_model_id_is_its_own_tier_and_unknown_names_are_refused() -> None:

@@ -25,7 +25,7 @@ from microagents._results import Escalated, NodeFinished, NodeStarted, RunFinish
 from microagents.testing import FakeModel
 
 TICKET = {"type": "object", "properties": {"ticket": {"type": "string"}}, "required": ["ticket"]}
-MODELS = {"claude-haiku-4-5": "haiku", "claude-sonnet-4-6": "sonnet", "claude-opus-4-5": "opus"}
+MODELS = {"claude-haiku-4-5": "haiku", "claude-sonnet-4-6": "sonnet", "claude-opus-4-8": "opus"}
 
 
 class Answer(BaseModel):
@@ -174,8 +174,10 @@ def test_the_escalate_tool_climbs_with_its_reason() -> None:
     result, model = run(one_agent_flow(agent()), script)
     assert tiers_tried(result) == ["haiku", "sonnet"]
     assert result.escalations[0].trigger == "self"
+    # Native structured output: the answer is the reply's text, so only escalate is a tool.
     offered = {t.name for t in model.requests[0].tools}
-    assert offered == {"final_answer", "escalate"}
+    assert offered == {"escalate"}
+    assert model.requests[0].tool_choice == ma.ToolChoice("auto")
     # On the top rung there is nowhere to go: the escalate tool is not offered.
     assert (
         "escalate" not in {t.name for t in model.requests[-1].tools}
@@ -288,7 +290,7 @@ def test_support_triage_routes_extracts_and_loops_back_on_rejection(project: ma.
     ]
     second_extract = [r for r in model.requests if r.metadata["agent"] == "extractor"][1]
     assert second_extract.model == "claude-sonnet-4-6"
-    assert "amount wrong" in second_extract.messages[0].content[0].text  # type: ignore[union-attr]
+    assert "amount wrong" in second_extract.messages[0].text
     assert result.output["verdict"].valid is True
 
 
@@ -313,8 +315,8 @@ def test_dead_paths_are_skipped_and_a_join_waits_for_live_branches(tmp_path: Pat
     workflow = flow.compile(ma.Project(tmp_path))
 
     def script(request: ModelRequest) -> Any:
-        started.append(request.messages[0].content[0].text)  # type: ignore[union-attr]
-        return answer(request, text=request.messages[0].content[0].text[8:], confidence=0.9)  # type: ignore[union-attr]
+        started.append(request.messages[0].text)
+        return answer(request, text=request.messages[0].text[8:], confidence=0.9)
 
     result, _ = run(workflow, script)
     assert result.ok
@@ -386,7 +388,7 @@ def test_map_fans_out_with_bounded_concurrency_and_fans_in_in_order(tmp_path: Pa
                 return answer(request, items=["a", "b", "c", "d", "e"])
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
-            text = request.messages[0].content[0].text  # type: ignore[union-attr]
+            text = request.messages[0].text
             await anyio.sleep(0.01 if "a" in text else 0.001)  # the first item finishes last
             in_flight[0] -= 1
             return answer(request, text=text.removeprefix("Answer: "), confidence=0.9)
@@ -479,7 +481,7 @@ def test_an_on_error_edge_back_up_the_graph_retries_with_the_error(
 
     assert [n.node for n in result.nodes] == ["work", "check"] * bound
     # Each retry sees the error it repairs, one rung up the ladder (the `rejected` trigger).
-    prompts = [r.messages[0].content[0].text for r in model.requests]  # type: ignore[union-attr]
+    prompts = [r.messages[0].text for r in model.requests]
     assert "refusal 1" in prompts[1]
     assert tiers_tried(result) == ["haiku", "sonnet", "opus"][:bound]
     if ok:
@@ -543,7 +545,7 @@ def test_sub_workflow_node_rolls_up_cost(tmp_path: Path) -> None:
 
 def test_run_many_yields_every_result_with_its_index() -> None:
     workflow = one_agent_flow(agent())
-    model = FakeModel(lambda r: answer(r, text=r.messages[0].content[0].text, confidence=0.9))  # type: ignore[union-attr]
+    model = FakeModel(lambda r: answer(r, text=r.messages[0].text, confidence=0.9))
 
     async def main() -> dict[int, str]:
         found = {}
@@ -650,7 +652,7 @@ def test_a_whole_upstream_output_binds_to_an_object_input(tmp_path: Path) -> Non
     def script(request: ModelRequest) -> Any:
         if request.metadata["agent"] == "extractor":
             return answer(request, order_id="A1")
-        assert "A1" in request.messages[0].content[0].text  # type: ignore[union-attr]
+        assert "A1" in request.messages[0].text
         return answer(request, valid=True)
 
     result, _ = run(flow.compile(ma.Project(tmp_path)), script)
@@ -661,7 +663,7 @@ def test_a_failure_in_a_parallel_branch_is_a_failed_result(tmp_path: Path) -> No
     fork = fork_flow(tmp_path)
 
     def script(request: ModelRequest) -> Any:
-        if request.messages[0].content[0].text == "Answer: c":  # type: ignore[union-attr]
+        if request.messages[0].text == "Answer: c":
             return response(request, TextBlock("no"), stop="refusal")
         return answer(request, text="ok", confidence=0.9)
 
@@ -759,7 +761,7 @@ def test_a_failing_map_item_is_a_failed_result_naming_the_item(tmp_path: Path) -
     def script(request: ModelRequest) -> Any:
         if request.metadata["agent"] == "splitter":
             return answer(request, items=["a", "b", "c"])
-        if request.messages[0].content[0].text == "Answer: b":  # type: ignore[union-attr]
+        if request.messages[0].text == "Answer: b":
             return response(request, TextBlock("no"), stop="refusal")
         return answer(request, text="ok", confidence=0.9)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
     from ._builder import Workflow
     from ._cache import CachedModel
+    from ._capabilities import Capabilities
     from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
     from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow
     from ._engine import Engine
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         ToolUseBlock,
         Usage,
     )
+    from ._prices import Price
     from ._project import Project
     from ._ratelimit import RateLimitedModel
     from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
@@ -87,7 +89,7 @@ if TYPE_CHECKING:
     from ._store_processor import StoreSpanProcessor
     from ._summary import BatchSummary
     from ._telemetry import default_tracing, flush_traces
-    from ._tiers import Price, RateLimits, Tier, TierTable
+    from ._tiers import RateLimits, Tier, TierTable
     from ._tools import Tool, Tools, tool
     from ._trace_store import SqliteSpanExporter, TraceStore
     from ._tracing import TracedModel, Tracing
@@ -105,6 +107,7 @@ _LAZY: dict[str, str] = {
     "BatchRunner": "._batch",
     "BatchSummary": "._summary",
     "CachedModel": "._cache",
+    "Capabilities": "._capabilities",
     "CheckpointStore": "._checkpoint",
     "CompiledAgent": "._agent",
     "CompiledEdge": "._compiled",
@@ -136,7 +139,7 @@ _LAZY: dict[str, str] = {
     "OutputDelta": "._results",
     "OverloadedError": "._errors",
     "PermissionDeniedError": "._errors",
-    "Price": "._tiers",
+    "Price": "._prices",
     "Problem": "._errors",
     "Project": "._project",
     "RateLimitedError": "._errors",
@@ -227,6 +230,7 @@ __all__ = [
     # models: the protocol, its messages, back-ends and the layers around them
     "AnthropicModel",
     "CachedModel",
+    "Capabilities",
     "ContentBlock",
     "Message",
     "Model",

@@ -16,6 +16,7 @@ from ._schema import JsonSchema, SchemaError, model_from_schema
 from ._yaml import format_path, read_spec_text
 
 PROMPT_FILE_SUFFIX = ".j2"
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,10 @@ class CompiledAgent:
     input_schema: JsonSchema
     output_schema: JsonSchema
     warnings: tuple[Problem, ...] = ()
+    static_prompt: str | None = None
+    """The prompt's leading text up to its first variable or tag: the same for every input,
+    so it can be the cached end of the prompt's repeating part (None when the prompt starts
+    with a variable)."""
 
     @property
     def reference(self) -> str:
@@ -44,6 +49,26 @@ class CompiledAgent:
     def render_prompt(self, values: dict[str, Any]) -> str:
         """Render the user prompt for an input (the input's fields are top-level names)."""
         return self.prompt_template.render(values)
+
+    @property
+    def static_system(self) -> str | None:
+        """The system prompt when it has no template syntax (the same for every input)."""
+        system = self.spec.system
+        return system if system is not None and not _has_markers(system) else None
+
+
+def static_prefix(template: str) -> str | None:
+    """The text a template renders the same way for every input: everything before its first
+    tag, less trailing whitespace (which a tag's whitespace control may strip)."""
+    cut = min((i for i in (template.find(m) for m in TEMPLATE_MARKERS) if i >= 0), default=-1)
+    if cut < 0:
+        return None  # no variables at all: the prompt never changes, nothing to split
+    prefix = template[:cut].rstrip()
+    return prefix or None
+
+
+def _has_markers(text: str) -> bool:
+    return any(marker in text for marker in TEMPLATE_MARKERS)
 
 
 def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
@@ -103,6 +128,7 @@ def compile_agent(sourced: Sourced[AgentSpec]) -> CompiledAgent:
         input_schema=spec.input,
         output_schema=output_model.model_json_schema() if spec.output_model else spec.output,
         warnings=tuple(warnings),
+        static_prompt=static_prefix(prompt_text or ""),
     )
 
 

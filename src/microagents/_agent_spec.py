@@ -26,6 +26,9 @@ DEFAULT_TRIGGERS: tuple[Trigger, ...] = ("invalid_output", "refusal", "max_token
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)?$"
 
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+"""How much effort a model that offers the API's `effort` setting spends on an answer."""
+
 
 class Strict(BaseModel):
     """Spec models refuse unknown fields so that a typo is an error, not a silent default."""
@@ -131,6 +134,13 @@ class AgentSpec(Strict):
         default_factory=list, description="Few-shot examples, checked against the schemas."
     )
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
+    effort: Effort | None = Field(
+        default=None,
+        description=(
+            "The API's effort level (low, medium, high, xhigh, max) on models that offer it; "
+            "unset: the tier's setting, else the model's default."
+        ),
+    )
     temperature: float = Field(default=0.0, ge=0, le=1)
     max_tool_rounds: int = Field(
         default=4, ge=0, le=50, description="Tool-loop rounds before the tool_budget trigger fires."

@@ -15,7 +15,7 @@ from pathlib import Path
 from ._agent import CompiledAgent
 from ._anthropic import AnthropicModel
 from ._cache import CachedModel
-from ._model import Model
+from ._model import CacheTTL, Model
 from ._ratelimit import Clock, RateLimitedModel
 from ._retry import RetryingModel, RetryPolicy
 from ._simulate import SimulatedLatency, SimulatedModel
@@ -31,13 +31,14 @@ def anthropic_model(
     retry: RetryPolicy | None = None,
     cache_path: Path | str | None = None,
     clock: Clock | None = None,
+    cache_ttl: CacheTTL = "5m",
 ) -> Model:
     """Claude through the official SDK, with rate limits, retries and (optionally) a cache."""
     tiers = tiers or TierTable.load()
     # Import the SDK (~1 s) now, while setting up, rather than on the event loop at the
     # first call, where it would stall every run in flight.
     importlib.import_module("anthropic")
-    backend = AnthropicModel(api_key=api_key, base_url=base_url, tiers=tiers)
+    backend = AnthropicModel(api_key=api_key, base_url=base_url, tiers=tiers, cache_ttl=cache_ttl)
     if timeout is not None:
         backend.timeout = timeout
     model: Model = RetryingModel(RateLimitedModel(backend, tiers, clock=clock), retry)

@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn"]
+CachePoint = Literal["none", "tools", "system", "message"]
+CacheTTL = Literal["5m", "1h"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,11 @@ class Message:
     def user(cls, text: str) -> Message:
         return cls("user", (TextBlock(text),))
 
+    @property
+    def text(self) -> str:
+        """The message's text blocks joined (a prompt may come in more than one block)."""
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
 
 @dataclass(frozen=True, slots=True)
 class ToolDefinition:
@@ -75,6 +82,8 @@ class ToolChoice:
 
     type: Literal["auto", "any", "tool", "none"] = "auto"
     name: str | None = None
+    disable_parallel_tool_use: bool = False
+    """At most one tool call per answer (sent only with the `auto`, `any` and `tool` types)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,20 @@ class ModelRequest:
     """Caller labels (agent, node, run); not sent to the API, used for limits and tracing."""
     timeout: float | None = None
     """Seconds for this call, end to end; None uses the back-end's default."""
+    output_format: Mapping[str, Any] | None = None
+    """A JSON Schema the answer's text must match (the API's structured outputs): the
+    answer is valid JSON of that shape by construction."""
+    effort: str | None = None
+    """How much effort the model spends (`low` … `max`), for models that offer it."""
+    cache_point: CachePoint = "system"
+    """Where the part of the prompt that repeats from call to call ends: after the tool
+    definitions, after the system prompt, or after the first block of the first message.
+    The back-end marks it for the prompt cache when it is long enough; nothing after it is
+    marked, since it changes per call."""
+    cache_ttl: CacheTTL | None = None
+    """How long a cache entry written by this call lives: 5 minutes (refreshed by every read)
+    or an hour (for prefixes reused at longer intervals, such as Message Batches); None: the
+    back-end's setting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +126,18 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+    """The part of `cache_creation_input_tokens` written with the 1-hour TTL (priced higher)."""
 
     @property
     def total_input_tokens(self) -> int:
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """The share of input tokens read from the prompt cache (0 when there was no input)."""
+        total = self.total_input_tokens
+        return self.cache_read_input_tokens / total if total else 0.0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -114,6 +145,7 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.cache_creation_input_tokens + other.cache_creation_input_tokens,
             self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_1h_input_tokens + other.cache_creation_1h_input_tokens,
         )
 
 
@@ -140,6 +172,9 @@ class ModelResponse:
     attempts: int = 1
     rate_limits: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
     """The API's ``anthropic-ratelimit-*`` headers, for the rate limiter to adapt to."""
+    warnings: tuple[str, ...] = ()
+    """Python warnings the client library raised during the call (e.g. a deprecated model);
+    the call went on, and tracing records them."""
 
     @property
     def text(self) -> str:

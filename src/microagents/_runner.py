@@ -5,12 +5,20 @@ back) and climbs one rung whenever a trigger in its `escalation.on` fires. Every
 an `Attempt` in the result, with the trigger that ended it.
 
 Everything that does not depend on the input — tool definitions, the answer tool, tool choices,
-a system prompt without variables — is prepared once per agent and shared by every call, so
-that requests reuse immutable parts (and the back-end's prompt-cache prefix work).
+a system prompt without variables, the prompt's static opening — is prepared once per agent and
+shared by every call, so that requests reuse immutable parts (and the back-end's prompt-cache
+prefix work). The part of the prompt that repeats ends with the prompt's static opening when
+there is one (the cache mark goes there), else with the system prompt or the tools.
+
+Structured output takes one of two forms, chosen per model from the tier table's capabilities:
+the API's native structured outputs (`output_format`: the answer is JSON text valid by
+construction, tools stay optional), or — for models without them — a forced `final_answer`
+tool with one repair turn.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +31,7 @@ from ._agent import CompiledAgent
 from ._agent_spec import EscalationSpec
 from ._errors import MicroagentsError, ModelError
 from ._model import (
+    CachePoint,
     ContentBlock,
     Message,
     Model,
@@ -39,7 +48,8 @@ from ._model import (
     stream_of,
 )
 from ._results import Attempt, Escalated, Escalation, OutputDelta, RunEvent, ToolCalled
-from ._tiers import TierTable
+from ._schema import open_object
+from ._tiers import Tier, TierTable
 from ._tool_calls import call_tool
 from ._tools import Tool, Tools
 from ._tracing import Tracing
@@ -53,6 +63,7 @@ ESCALATE_DEFINITION = ToolDefinition(
     {"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"]},
 )
 FORCE_ANY = ToolChoice("any")
+AUTO = ToolChoice("auto")
 
 EventSink = Callable[[RunEvent], None]
 
@@ -85,7 +96,15 @@ class PreparedAgent:
     tools: tuple[ToolDefinition, ...]
     """The agent's allowed tools plus the answer tool."""
     tools_with_escalate: tuple[ToolDefinition, ...]
+    allowed: tuple[ToolDefinition, ...]
+    """The agent's allowed tools alone (native structured output needs no answer tool)."""
+    allowed_with_escalate: tuple[ToolDefinition, ...]
     static_system: str | None
+    static_block: TextBlock | None
+    """The prompt's static opening, as the first block of every first message."""
+    output_format: Mapping[str, Any] | None
+    """The output schema for native structured output; None when it has a free-form object
+    that structured outputs would close (the answer tool keeps every key)."""
 
 
 def prepare(agent: CompiledAgent, tools: Tools) -> PreparedAgent:
@@ -101,16 +120,43 @@ def prepare(agent: CompiledAgent, tools: Tools) -> PreparedAgent:
         for name in agent.spec.tools
         if (t := tools.get(name)) is not None
     )
-    system_source = agent.spec.system
-    static = system_source if system_source is not None and "{" not in system_source else None
     return PreparedAgent(
         agent=agent,
         answer_tool=answer,
-        answer_choice=ToolChoice("tool", ANSWER_TOOL),
+        answer_choice=ToolChoice("tool", ANSWER_TOOL, disable_parallel_tool_use=True),
         tools=(*allowed, answer),
         tools_with_escalate=(*allowed, answer, ESCALATE_DEFINITION),
-        static_system=static,
+        allowed=allowed,
+        allowed_with_escalate=(*allowed, ESCALATE_DEFINITION),
+        static_system=agent.static_system,
+        static_block=TextBlock(agent.static_prompt) if agent.static_prompt else None,
+        output_format=agent.output_schema if open_object(agent.output_schema) is None else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    """One input's prompt: the system prompt, the first user message, and where the part that
+    repeats from input to input ends."""
+
+    system: str | None
+    first: Message
+    cache_point: CachePoint
+
+
+def _prompt(prepared: PreparedAgent, values: dict[str, Any]) -> _Prompt:
+    agent = prepared.agent
+    text = agent.render_prompt(values)
+    system = prepared.static_system
+    if system is None and agent.system_template is not None:
+        # A system prompt with variables changes per input: only the tools repeat.
+        system = agent.system_template.render(values)
+        return _Prompt(system, Message.user(text), "tools")
+    static = prepared.static_block
+    if static is not None and text.startswith(static.text) and len(text) > len(static.text):
+        first = Message("user", (static, TextBlock(text[len(static.text) :])))
+        return _Prompt(system, first, "message")
+    return _Prompt(system, Message.user(text), "system")
 
 
 class _Trigger(Exception):
@@ -157,17 +203,14 @@ async def run_agent(
 ) -> AgentOutcome:
     """Run one agent on `inputs`; raise `AgentFailed` when no allowed rung gives an answer."""
     agent = prepared.agent
-    values = dict(inputs)
-    prompt = agent.render_prompt(values)
-    system = prepared.static_system
-    if system is None and agent.system_template is not None:
-        system = agent.system_template.render(values)
+    prompt = _prompt(prepared, dict(inputs))
     ladder = escalation.ladder
     rung = min(start_rung, len(ladder) - 1)
     attempts: list[Attempt] = []
     while True:
         tier = ladder[rung]
-        model_id = tiers.resolve(tier).model
+        resolved = tiers.resolve(tier)
+        model_id = resolved.model
         can_climb = rung + 1 < len(ladder)
         started = time.perf_counter()
         tally = _Tally(Usage(), 0.0, 0, False, False)
@@ -175,8 +218,7 @@ async def run_agent(
             output = await _attempt(
                 prepared,
                 prompt,
-                system,
-                model_id,
+                _Shape.of(prepared, resolved, tiers),
                 model,
                 tools,
                 allow_escalate=can_climb and "self" in escalation.on,
@@ -239,11 +281,32 @@ def _check_confidence(output: BaseModel, escalation: EscalationSpec) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """How requests of one attempt look on its model: native structured output or the
+    answer tool, and the effort level if the model takes one."""
+
+    model: str
+    native: bool
+    can_force: bool
+    effort: str | None
+
+    @classmethod
+    def of(cls, prepared: PreparedAgent, tier: Tier, tiers: TierTable) -> _Shape:
+        capabilities = tiers.capabilities_of(tier.model)
+        wanted = prepared.agent.spec.effort or tier.effort
+        return cls(
+            tier.model,
+            native=capabilities.structured_outputs and prepared.output_format is not None,
+            can_force=capabilities.forced_tool_choice,
+            effort=wanted if capabilities.effort else None,
+        )
+
+
 async def _attempt(
     prepared: PreparedAgent,
-    prompt: str,
-    system: str | None,
-    model_id: str,
+    prompt: _Prompt,
+    shape: _Shape,
     model: Model,
     tools: Tools,
     *,
@@ -257,24 +320,36 @@ async def _attempt(
 ) -> BaseModel:
     agent = prepared.agent
     spec = agent.spec
-    uses_tools = bool(spec.tools) or allow_escalate
-    definitions = prepared.tools_with_escalate if allow_escalate else prepared.tools
-    if not uses_tools:
-        definitions = (prepared.answer_tool,)
-    messages: list[Message] = [Message.user(prompt)]
+    output_format: Mapping[str, Any] | None = None
+    if shape.native:
+        # The answer is the final text, JSON valid by construction; tools stay optional.
+        output_format = prepared.output_format
+        definitions = prepared.allowed_with_escalate if allow_escalate else prepared.allowed
+        choice: ToolChoice | None = AUTO if definitions else None
+    else:
+        uses_tools = bool(spec.tools) or allow_escalate
+        definitions = prepared.tools_with_escalate if allow_escalate else prepared.tools
+        choice = FORCE_ANY if uses_tools else prepared.answer_choice
+        if not uses_tools:
+            definitions = (prepared.answer_tool,)
+        if not shape.can_force:
+            choice = AUTO
+    messages: list[Message] = [prompt.first]
     rounds = 0
     repaired = False
     while True:
-        choice = FORCE_ANY if uses_tools else prepared.answer_choice
         request = ModelRequest(
-            model=model_id,
+            model=shape.model,
             messages=tuple(messages),
-            system=system,
+            system=prompt.system,
             tools=definitions,
             tool_choice=choice,
             max_tokens=spec.max_tokens,
             temperature=spec.temperature,
             metadata=labels,
+            output_format=output_format,
+            effort=shape.effort,
+            cache_point=prompt.cache_point,
         )
         try:
             response = (
@@ -290,22 +365,22 @@ async def _attempt(
         if response.stop_reason == "max_tokens":
             raise _Trigger("max_tokens", f"the answer was cut off at max_tokens={spec.max_tokens}")
         calls = response.tool_uses
-        answer = next((c for c in calls if c.name == ANSWER_TOOL), None)
         if any(c.name == ESCALATE_TOOL for c in calls) and allow_escalate:
             reason = next(c for c in calls if c.name == ESCALATE_TOOL).input.get("reason", "")
             raise _Trigger("self", f"the agent asked to escalate: {reason}")
-        if answer is not None or not calls:
+        answer = next((c for c in calls if c.name == ANSWER_TOOL), None)
+        if not calls or answer is not None:
             try:
-                if answer is None:
-                    raise ValueError("it answered in text instead of calling final_answer")
-                return agent.output_model.model_validate(dict(answer.input))
+                return agent.output_model.model_validate(_answer_of(response, answer, shape))
             except (ValidationError, ValueError) as exc:
                 if repaired:
                     raise _Trigger("invalid_output", _describe(exc)) from None
                 repaired = True
-                messages.extend(_repair_turn(response.content, answer, exc))
-                uses_tools = False  # the repair call is forced onto the answer tool
-                definitions = (prepared.answer_tool,)
+                messages.extend(_repair_turn(response.content, answer, exc, shape.native))
+                if not shape.native:
+                    # The repair call is forced onto the answer tool.
+                    definitions = (prepared.answer_tool,)
+                    choice = prepared.answer_choice if shape.can_force else AUTO
                 continue
         rounds += 1
         if rounds > spec.max_tool_rounds:
@@ -315,6 +390,21 @@ async def _attempt(
         results = await _run_tool_calls(calls, tools, spec.tools, node, on_event, tracing)
         messages.append(Message("assistant", response.content))
         messages.append(Message("user", results))
+
+
+def _answer_of(response: ModelResponse, answer: ToolUseBlock | None, shape: _Shape) -> Any:
+    """The answer's JSON value: the answer tool's input, or (native) the answer's text."""
+    if answer is not None:
+        return dict(answer.input)
+    if not shape.native:
+        raise ValueError(f"it answered in text instead of calling {ANSWER_TOOL}")
+    text = response.text.strip()
+    if not text:
+        raise ValueError("the answer is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not JSON ({exc.msg} at column {exc.colno})") from None
 
 
 async def _streamed(
@@ -341,13 +431,15 @@ def _describe(exc: Exception) -> str:
 
 
 def _repair_turn(
-    content: tuple[ContentBlock, ...], answer: ToolUseBlock | None, exc: Exception
+    content: tuple[ContentBlock, ...], answer: ToolUseBlock | None, exc: Exception, native: bool
 ) -> list[Message]:
     """Tell the model what was wrong with its answer and ask for a corrected one."""
-    problem = (
-        f"Your answer does not match the required schema: {_describe(exc)}. "
-        f"Call {ANSWER_TOOL} again with a corrected, complete answer."
+    again = (
+        "Answer again with the corrected, complete JSON object."
+        if native
+        else f"Call {ANSWER_TOOL} again with a corrected, complete answer."
     )
+    problem = f"Your answer does not match the required schema: {_describe(exc)}. {again}"
     if answer is None:
         return [Message("assistant", content or (TextBlock("(no answer)"),)), Message.user(problem)]
     return [

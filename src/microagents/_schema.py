@@ -89,6 +89,39 @@ def check_schema(schema: Any, path: tuple[str | int, ...] = ()) -> None:
         )
 
 
+def open_object(schema: Any, path: str = "output") -> str | None:
+    """The path of the first object that allows keys it does not name, or None.
+
+    The API's structured outputs close every object (`additionalProperties: false`), so an
+    output with a free-form object (a record of whatever fields were asked for) cannot be
+    asked for that way without losing its keys: such an agent answers through a tool instead.
+    """
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("type") == "object" or "properties" in schema:
+        extra = schema.get("additionalProperties")
+        if extra is not False and (extra is not None or not schema.get("properties")):
+            return path
+    for key in ("properties", "$defs", "definitions"):
+        children = schema.get(key)
+        if isinstance(children, dict):
+            for name, child in children.items():
+                found = open_object(child, f"{path}.{name}")
+                if found:
+                    return found
+    found = open_object(schema.get("items"), f"{path}[]")
+    if found:
+        return found
+    for key in ("anyOf", "oneOf", "allOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list):
+            for variant in variants:
+                found = open_object(variant, path)
+                if found:
+                    return found
+    return None
+
+
 def subschema(schema: JsonSchema, path: tuple[str, ...]) -> JsonSchema | None:
     """The schema of the value at `path` inside a value of `schema`, or None if unknowable.
 

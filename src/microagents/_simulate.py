@@ -106,11 +106,17 @@ class SimulatedModel:
             await anyio.sleep(delay)
         known = self._agents.get(request.metadata.get("agent", ""))
         tool = _answer_tool(request)
-        if tool is not None:
-            output = self._structured(tool, known, prompt, rng, request.model)
-            content: tuple[TextBlock | ToolUseBlock, ...] = (
-                ToolUseBlock(f"toolu_sim_{digest.hex()[:20]}", tool.name, output),
-            )
+        content: tuple[TextBlock | ToolUseBlock, ...]
+        if request.output_format is not None:
+            # Native structured output: the answer is the JSON text (a simulation calls no
+            # tools, so it answers at once).
+            output = self._structured(request.output_format, known, prompt, rng, request.model)
+            produced = json.dumps(output)
+            content = (TextBlock(produced),)
+            stop = "end_turn"
+        elif tool is not None:
+            output = self._structured(tool.input_schema, known, prompt, rng, request.model)
+            content = (ToolUseBlock(f"toolu_sim_{digest.hex()[:20]}", tool.name, output),)
             produced = json.dumps(output)
             stop = "tool_use"
         else:
@@ -136,13 +142,13 @@ class SimulatedModel:
 
     def _structured(
         self,
-        tool: ToolDefinition,
+        output_schema: Mapping[str, Any],
         known: _Known | None,
         prompt: str,
         rng: random.Random,
         model: str,
     ) -> dict[str, Any]:
-        schema = dict(tool.input_schema)
+        schema = dict(output_schema)
         output: dict[str, Any] | None = None
         if known is not None and known.example_words:
             words = _words(prompt) - known.template_words

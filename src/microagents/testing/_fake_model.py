@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,10 @@ Script = Callable[[ModelRequest], Answer | None]
 class FakeModel:
     """A `Model` that answers from a script, instantly, and records every request.
 
-    The script is a function of the request returning: a mapping (the structured output, as a
-    call of the forced tool), a string (a text answer), a full `ModelResponse`, an exception
-    to raise, or None for the default — a minimal valid instance of the forced tool's schema.
+    The script is a function of the request returning: a mapping (the structured output: JSON
+    text when the request asks for native structured output, else a call of the forced tool),
+    a string (a text answer), a full `ModelResponse`, an exception to raise, or None for the
+    default — a minimal valid instance of the output schema.
 
     ```python
     model = FakeModel(lambda r: {"category": "billing", "confidence": 0.9})
@@ -42,6 +44,11 @@ class FakeModel:
             return answer
         if isinstance(answer, str):
             return ModelResponse((TextBlock(answer),), "end_turn", self.usage, request.model)
+        if request.output_format is not None:
+            if answer is None:
+                answer = example_instance(dict(request.output_format))
+            text = json.dumps(dict(answer or {}))
+            return ModelResponse((TextBlock(text),), "end_turn", self.usage, request.model)
         choice = request.tool_choice
         # A forced tool, else the runner's answer tool: a fake answers, it calls no tools.
         name = choice.name if choice is not None and choice.name else "final_answer"

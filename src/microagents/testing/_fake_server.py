@@ -135,7 +135,7 @@ class FakeAnthropicServer:
         *,
         api_key: str | None = None,
         rate_limits: ServerRateLimits | None = None,
-        min_cacheable_tokens: int = 0,
+        min_cacheable_tokens: int | None = None,
         stream_chunk_chars: int = 16,
         seed: int = 0,
     ) -> None:
@@ -399,6 +399,11 @@ class FakeAnthropicServer:
                     "input_tokens": plan.input_tokens,
                     "cache_creation_input_tokens": plan.cache_creation_input_tokens,
                     "cache_read_input_tokens": plan.cache_read_input_tokens,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": plan.cache_creation_input_tokens
+                        - plan.cache_creation_1h_input_tokens,
+                        "ephemeral_1h_input_tokens": plan.cache_creation_1h_input_tokens,
+                    },
                     "output_tokens": rendered.output_tokens,
                     "service_tier": "standard",
                 },

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# The real API requires a minimum prefix length (1024-4096 tokens by model) before it caches;
-# the fake defaults to 0 so that short test prompts exercise caching too.
+from .._capabilities import capabilities_of
+
+# The real API caches a prefix only from a minimum length, which depends on the model (512 to
+# 4,096 tokens); the fake applies the same per-model minimums unless a test sets one for all.
 CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 # The API looks for an earlier cache hit at most this many blocks before each breakpoint.
 CACHE_LOOKBACK_BLOCKS = 20
@@ -61,7 +63,65 @@ def validate_messages_request(body: Mapping[str, Any], *, count_tokens: bool = F
     system = body.get("system", "")
     if not isinstance(system, str | list):
         return "system: Input should be a valid string or list of text blocks"
-    return _validate_messages(body["messages"]) or _validate_tools(body)
+    return (
+        _validate_messages(body["messages"])
+        or _validate_tools(body)
+        or _validate_output_config(body.get("output_config"))
+    )
+
+
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+
+
+def _validate_output_config(config: Any) -> str | None:
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        return "output_config: Input should be a valid dictionary"
+    unknown = sorted(set(config) - {"format", "effort"})
+    if unknown:
+        return f"output_config.{unknown[0]}: Extra inputs are not permitted"
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORT_LEVELS:
+        return "output_config.effort: Input should be " + ", ".join(f"'{e}'" for e in EFFORT_LEVELS)
+    output_format = config.get("format")
+    if output_format is None:
+        return None
+    if not isinstance(output_format, Mapping) or output_format.get("type") != "json_schema":
+        return "output_config.format.type: Input should be 'json_schema'"
+    schema = output_format.get("schema")
+    if not isinstance(schema, Mapping):
+        return "output_config.format.schema: Field required"
+    return _strict_schema_problem(schema, "output_config.format.schema")
+
+
+def _strict_schema_problem(schema: Mapping[str, Any], path: str) -> str | None:
+    """What structured outputs refuse in a schema: an object that allows extra properties."""
+    if schema.get("type") == "object" and schema.get("additionalProperties", True) is not False:
+        return f"{path}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    for key in ("properties", "$defs"):
+        children = schema.get(key)
+        if isinstance(children, Mapping):
+            for name, child in children.items():
+                if isinstance(child, Mapping):
+                    found = _strict_schema_problem(child, f"{path}.{key}.{name}")
+                    if found:
+                        return found
+    for key in ("items",):
+        child = schema.get(key)
+        if isinstance(child, Mapping):
+            found = _strict_schema_problem(child, f"{path}.{key}")
+            if found:
+                return found
+    for key in ("anyOf", "allOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list):
+            for index, child in enumerate(variants):
+                if isinstance(child, Mapping):
+                    found = _strict_schema_problem(child, f"{path}.{key}.{index}")
+                    if found:
+                        return found
+    return None
 
 
 def _validate_messages(messages: Any) -> str | None:
@@ -120,6 +180,9 @@ def _validate_tools(body: Mapping[str, Any]) -> str | None:
         return "tool_choice: Input tag should be 'auto', 'any', 'tool' or 'none'"
     if choice["type"] == "tool" and choice.get("name") not in names:
         return f"tool_choice.name: Tool '{choice.get('name')}' not found in provided tools"
+    parallel = choice.get("disable_parallel_tool_use")
+    if parallel is not None and (not isinstance(parallel, bool) or choice["type"] == "none"):
+        return "tool_choice.disable_parallel_tool_use: Extra inputs are not permitted"
     return None
 
 
@@ -179,18 +242,27 @@ class CachePlan:
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
     writes: tuple[tuple[str, float], ...] = ()
+    cache_creation_1h_input_tokens: int = 0
 
 
 @dataclass(slots=True)
 class PromptCache:
-    """Cache entries keyed by model and exact prefix, with the API's TTLs; not thread-safe."""
+    """Cache entries keyed by model and exact prefix, with the API's TTLs; not thread-safe.
 
-    min_tokens: int = 0
+    `min_tokens`: the shortest prefix cached, for every model; None applies each model's own
+    minimum, as the API does."""
+
+    min_tokens: int | None = None
     _expiry: dict[str, float] = field(default_factory=dict)
 
     def plan(self, model: str, segments: list[_Segment]) -> CachePlan:
         """Split the input as the API would; nothing changes until `commit`."""
         now = time.monotonic()
+        minimum = (
+            capabilities_of(model).min_cacheable_tokens
+            if self.min_tokens is None
+            else self.min_tokens
+        )
         keys, totals = list(self._prefix_keys(model, segments)), []
         running = 0
         for segment in segments:
@@ -199,7 +271,7 @@ class PromptCache:
         breakpoints = [
             i
             for i, s in enumerate(segments)
-            if s.breakpoint_ttl is not None and totals[i] >= self.min_tokens
+            if s.breakpoint_ttl is not None and totals[i] >= minimum
         ]
         if not breakpoints:
             return CachePlan(running, 0, 0)
@@ -215,7 +287,10 @@ class PromptCache:
         writes = [(keys[i], segments[i].breakpoint_ttl or 0.0) for i in breakpoints]
         if read_at >= 0:
             writes.append((keys[read_at], read_ttl))
-        return CachePlan(running - read - created, created, read, tuple(writes))
+        hour = segments[breakpoints[-1]].breakpoint_ttl == CACHE_TTL_SECONDS["1h"]
+        return CachePlan(
+            running - read - created, created, read, tuple(writes), created if hour else 0
+        )
 
     def commit(self, plan: CachePlan) -> None:
         """Write (or refresh, on a read) the entries the planned request touched."""
