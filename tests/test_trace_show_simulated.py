@@ -13,7 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "microagents"
-TICKET = {"ticket": "You billed me twice for order 7781; refund the duplicate please."}
+TICKET = {"ticket": "You billed me twice for order 7786; refund the duplicate please."}
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

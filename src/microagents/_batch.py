@@ -53,6 +53,7 @@ from ._compiled import CompiledWorkflow
 from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._errors import MicroagentsError
 from ._model import Model
+from ._model_checks import unpriced_models, uses_of_workflow
 from ._results import NodeFinished, RunEvent, RunResult, jsonable
 from ._simulate import SimulatedModel
 from ._summary import BatchStats, BatchSummary
@@ -150,6 +151,17 @@ class BatchRunner:
             raise MicroagentsError(
                 f"the output file '{self.out_path}' is the input file; choose another --out"
             )
+        if budget_usd is not None:
+            unpriced = unpriced_models(uses_of_workflow(workflow), engine.tiers)
+            if unpriced:
+                raise MicroagentsError(
+                    f"a budget cannot be enforced: {', '.join(unpriced)} "
+                    f"{'has' if len(unpriced) == 1 else 'have'} no known price, so what "
+                    "its calls cost is unknown; give a price in the project file "
+                    f'([tool.microagents.models."{unpriced[0]}"] '
+                    "price = {input = ..., output = ...}, USD per million tokens) "
+                    "or run without a budget"
+                )
         self.concurrency = concurrency
         self.resume = resume
         self.budget_usd = budget_usd

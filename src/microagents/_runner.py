@@ -105,6 +105,21 @@ class PreparedAgent:
     output_format: Mapping[str, Any] | None
     """The output schema for native structured output; None when it has a free-form object
     that structured outputs would close (the answer tool keeps every key)."""
+    last_system: _LastText
+    """The system prompt last rendered from a template: one that renders the same text input
+    after input (a database schema, say) repeats, and can end the cached prefix."""
+
+
+class _LastText:
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+
+    def repeats(self, text: str) -> bool:
+        same = text == self.text
+        self.text = text
+        return same
 
 
 def prepare(agent: CompiledAgent, tools: Tools) -> PreparedAgent:
@@ -131,6 +146,7 @@ def prepare(agent: CompiledAgent, tools: Tools) -> PreparedAgent:
         static_system=agent.static_system,
         static_block=TextBlock(agent.static_prompt) if agent.static_prompt else None,
         output_format=agent.output_schema if open_object(agent.output_schema) is None else None,
+        last_system=_LastText(),
     )
 
 
@@ -149,9 +165,10 @@ def _prompt(prepared: PreparedAgent, values: dict[str, Any]) -> _Prompt:
     text = agent.render_prompt(values)
     system = prepared.static_system
     if system is None and agent.system_template is not None:
-        # A system prompt with variables changes per input: only the tools repeat.
         system = agent.system_template.render(values)
-        return _Prompt(system, Message.user(text), "tools")
+        if not prepared.last_system.repeats(system):
+            # A system prompt that changed since the last input: only the tools repeat.
+            return _Prompt(system, Message.user(text), "tools")
     static = prepared.static_block
     if static is not None and text.startswith(static.text) and len(text) > len(static.text):
         first = Message("user", (static, TextBlock(text[len(static.text) :])))

@@ -106,11 +106,15 @@ def validate(
 ) -> None:
     """Check agent and workflow files (or folders of them) before any token is spent."""
     from .._loading import load_any_spec
+    from .._model_checks import Use, model_problems, uses_of_agent, uses_of_workflow
     from .._project import spec_files
+    from .._tiers import TierTable
 
     project = _make_project(agent_dirs, tool_modules, sources)
+    tiers = TierTable.load()
     failed = 0
     files = spec_files(paths)
+    uses: list[Use] = []
     for file in files:
         try:
             kind, sourced = load_any_spec(file)
@@ -118,10 +122,12 @@ def validate(
                 compiled = project.compile(sourced.spec, sourced.source)
                 warnings = list(compiled.warnings)
                 what = f"workflow {compiled.spec.name}@{compiled.spec.version}"
+                uses.extend(uses_of_workflow(compiled))
             else:
                 agent = project.compile_agent(sourced)
                 warnings = list(agent.warnings)
                 what = f"agent {agent.reference}"
+                uses.extend(uses_of_agent(agent))
         except SpecError as exc:
             failed += 1
             _echo_problems(exc.problems)
@@ -137,6 +143,8 @@ def validate(
             _echo_problems([problem])
             click.echo(f"invalid  {duplicate}", err=True)
             failed += 1
+    # About the models the agents run on: each model and each agent once, whatever the files.
+    _echo_problems(model_problems(uses, tiers, prompt_cache=True))
     click.echo(f"{len(files) - failed} valid, {failed} invalid")
     if failed:
         raise SystemExit(EXIT_BAD_INPUT)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .._compiled import CompiledWorkflow
     from .._engine import Engine
     from .._summary import BatchSummary
+    from .._tiers import TierTable
 
 SIMULATED_LATENCY_ENV = "MICROAGENTS_SIMULATED_LATENCY_SCALE"
 DEFAULT_SIMULATED_LATENCY_SCALE = 0.05
@@ -142,12 +143,16 @@ def run(
     if project.database is not None:
         project.database.connection()  # a wrong URL or path is bad input: say so before running
     compiled = project.load_workflow(workflow)
-    _echo_problems(list(compiled.warnings))
+    from .._model_checks import model_problems, uses_of_workflow
+    from .._tiers import TierTable
+
+    tiers = TierTable.load()
+    _echo_problems([*compiled.warnings, *model_problems(uses_of_workflow(compiled), tiers)])
     if backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
         raise MicroagentsError(NO_KEY_MESSAGE)
     if input_file is not None and not input_file.is_file():
         raise MicroagentsError(f"input file '{input_file}' does not exist or is not a file")
-    engine = _engine(backend, compiled, cache=cache, latency_scale=scale)
+    engine = _engine(backend, compiled, tiers, cache=cache, latency_scale=scale)
     if run_input is not None:
         return _run_one(engine, compiled, run_input)
     assert input_file is not None
@@ -194,14 +199,17 @@ def _latency_scale() -> float:
 
 
 def _engine(
-    backend: str, workflow: CompiledWorkflow, *, cache: bool, latency_scale: float
+    backend: str,
+    workflow: CompiledWorkflow,
+    tiers: TierTable,
+    *,
+    cache: bool,
+    latency_scale: float,
 ) -> Engine:
     from .._builtin_tools import microagents_home
     from .._engine import Engine
     from .._simulate import SimulatedLatency
-    from .._tiers import TierTable
 
-    tiers = TierTable.load()
     if backend == "simulate":
         # Traced like a real run, so that a dry run shows in `microagents trace` too.
         latency = SimulatedLatency(scale=latency_scale)

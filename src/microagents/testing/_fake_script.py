@@ -432,17 +432,26 @@ def default_reply(request: ReceivedRequest) -> Reply:
 
 
 def _text_of(content: Any) -> str:
-    """The text inside a message's content (a string, or blocks with text or tool results)."""
+    """The text inside a message's content (a string, or blocks with text or tool results).
+
+    Adjacent text blocks are one text, as the model reads them (a prompt may be sent as a
+    cached opening and the rest); other blocks are set apart by blank lines."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         return ""
     texts: list[str] = []
+    adjacent = False
     for block in content:
         if not isinstance(block, Mapping):
             continue
         if isinstance(block.get("text"), str):
-            texts.append(block["text"])
+            if adjacent:
+                texts[-1] += block["text"]
+            else:
+                texts.append(block["text"])
+            adjacent = True
         elif block.get("type") == "tool_result":
             texts.append(_text_of(block.get("content", "")))
+            adjacent = False
     return "\n\n".join(texts)
