@@ -33,6 +33,8 @@ class Attempt:
     """The escalation trigger that ended this attempt, or None if it gave the answer."""
     cached: bool = False
     simulated: bool = False
+    unpriced_calls: int = 0
+    """Calls of a model with no known price: `cost_usd` leaves them out, so it is a floor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,10 @@ class NodeRun:
     def cost_usd(self) -> float:
         return sum(a.cost_usd for a in self.attempts)
 
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(a.unpriced_calls for a in self.attempts)
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -93,6 +99,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def unpriced_calls(self) -> int:
+        """Model calls whose cost is unknown (no price for their model): not in `cost_usd`."""
+        return sum(run.unpriced_calls for run in self.nodes)
 
     def node(self, node_id: str) -> NodeRun:
         """The last visit of `node_id` (KeyError if it never ran)."""
@@ -121,6 +132,7 @@ class RunResult:
                 "cache_read_input_tokens": self.usage.cache_read_input_tokens,
             },
             "cost_usd": round(self.cost_usd, 8),
+            **({"unpriced_calls": self.unpriced_calls} if self.unpriced_calls else {}),
             "latency_s": round(self.latency, 4),
             "simulated": self.simulated,
             "trace_id": self.trace_id,

@@ -193,10 +193,14 @@ class _Tally:
     calls: int
     cached: bool
     simulated: bool
+    unpriced: int = 0
 
     def add(self, response: ModelResponse) -> None:
         self.usage = self.usage + response.usage
-        self.cost += response.cost_usd or 0.0
+        if response.cost_usd is None:
+            self.unpriced += 1  # unknown, not free: counted apart so no total hides it
+        else:
+            self.cost += response.cost_usd
         self.calls += 1
         self.cached = self.cached or response.cached
         self.simulated = self.simulated or response.simulated
@@ -284,6 +288,7 @@ def _attempt_record(
         trigger=trigger,
         cached=tally.cached,
         simulated=tally.simulated,
+        unpriced_calls=tally.unpriced,
     )
 
 

@@ -27,6 +27,13 @@ class TierTotals:
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_calls: int = 0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """The share of input tokens read from the prompt cache."""
+        total = self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
+        return self.cache_read_tokens / total if total else 0.0
 
     @property
     def tokens(self) -> int:
@@ -44,7 +51,9 @@ class TierTotals:
             "output_tokens": self.output_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cache_read_tokens": self.cache_read_tokens,
+            "cache_hit_rate": round(self.cache_hit_rate, 4),
             "cost_usd": round(self.cost_usd, 8),
+            "unpriced_calls": self.unpriced_calls,
         }
 
 
@@ -145,6 +154,7 @@ class BatchStats:
                 tier.cache_write_tokens += usage.cache_creation_input_tokens
                 tier.cache_read_tokens += usage.cache_read_input_tokens
                 tier.cost_usd += attempt.cost_usd
+                tier.unpriced_calls += attempt.unpriced_calls
                 self.tokens += usage.total_input_tokens + usage.output_tokens
                 if attempt.cached:
                     self.cache_hits += 1
@@ -207,6 +217,7 @@ def _copy(totals: TierTotals) -> TierTotals:
         totals.cache_write_tokens,
         totals.cache_read_tokens,
         totals.cost_usd,
+        totals.unpriced_calls,
     )
 
 
@@ -295,6 +306,20 @@ class BatchSummary:
     interrupted: bool = False
 
     @property
+    def cache_hit_rate(self) -> float:
+        """The share of all input tokens read from the prompt cache."""
+        read = sum(t.cache_read_tokens for t in self.tiers.values())
+        total = sum(
+            t.input_tokens + t.cache_write_tokens + t.cache_read_tokens for t in self.tiers.values()
+        )
+        return read / total if total else 0.0
+
+    @property
+    def unpriced_calls(self) -> int:
+        """Calls of models with no known price: the cost figures leave them out."""
+        return sum(t.unpriced_calls for t in self.tiers.values())
+
+    @property
     def all_ok(self) -> bool:
         """Every item of the batch has an ok result (resumed ones included) and none is left."""
         return (
@@ -326,8 +351,10 @@ class BatchSummary:
             },
             "tiers": {name: totals.to_dict() for name, totals in self.tiers.items()},
             "cache_hits": self.cache_hits,
+            "cache_hit_rate": round(self.cache_hit_rate, 4),
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 8),
+            "unpriced_calls": self.unpriced_calls,
             "total_cost_usd": round(self.total_cost_usd, 8),
             "latency_s": {
                 "p50": self.latency_p50,
@@ -368,6 +395,8 @@ class BatchSummary:
                 )
             )
         cost = f"cost ${self.cost_usd:.4f}"
+        if self.unpriced_calls:
+            cost += f" + {self.unpriced_calls:,} calls of unknown price"
         if self.resumed:
             cost += f" (batch total ${self.total_cost_usd:.4f})"
         if self.budget_usd is not None:
@@ -380,7 +409,12 @@ class BatchSummary:
                 ("p99", self.latency_p99),
             )
         )
-        lines.append(Text(f"{cost}  ·  {self.tokens:,} tokens  ·  {self.cache_hits} cache hits"))
+        lines.append(
+            Text(
+                f"{cost}  ·  {self.tokens:,} tokens  ·  prompt cache {self.cache_hit_rate:.0%} "
+                f"of input read  ·  {self.cache_hits} response-cache hits"
+            )
+        )
         lines.append(Text(latency))
         if self.escalation:
             nodes = Table("node", "visits", "escalated", "rate", box=None, title_justify="left")
@@ -389,13 +423,15 @@ class BatchSummary:
             lines.append(nodes)
         if self.tiers:
             tiers = Table(
-                "tier", "calls", "input", "output", "cache write", "cache read", "cost",
-                box=None,
+                "tier", "calls", "input", "output", "cache write", "cache read", "hit rate",
+                "cost", box=None,
             )  # fmt: skip
             for name, t in self.tiers.items():
                 tiers.add_row(
                     name, f"{t.calls:,}", f"{t.input_tokens:,}", f"{t.output_tokens:,}",
-                    f"{t.cache_write_tokens:,}", f"{t.cache_read_tokens:,}", f"${t.cost_usd:.4f}",
+                    f"{t.cache_write_tokens:,}", f"{t.cache_read_tokens:,}",
+                    f"{t.cache_hit_rate:.0%}",
+                    f"${t.cost_usd:.4f}" + (" + ?" if t.unpriced_calls else ""),
                 )  # fmt: skip
             lines.append(tiers)
         return Group(*lines)

@@ -485,7 +485,7 @@ class TracedModel:
                             sc.RESPONSE_FINISH_REASONS: (response.stop_reason,),
                             sc.USAGE_INPUT_TOKENS: response.usage.total_input_tokens,
                             sc.USAGE_OUTPUT_TOKENS: response.usage.output_tokens,
-                            sc.COST_USD: response.cost_usd or 0.0,
+                            **_cost(response),
                         }
                     )
                 yield event
@@ -502,6 +502,10 @@ class TracedModel:
         tier = request.metadata.get("tier")
         if tier:
             attributes[sc.TIER] = tier
+        if request.effort is not None:
+            attributes[sc.REQUEST_EFFORT] = request.effort
+        if request.output_format is not None:
+            attributes[sc.OUTPUT_TYPE] = "json"
         if tracing.capture_content:
             if request.system:
                 attributes[sc.SYSTEM_INSTRUCTIONS] = request.system
@@ -533,13 +537,16 @@ class TracedModel:
                 sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 sc.USAGE_CACHE_READ: usage.cache_read_input_tokens,
                 sc.USAGE_CACHE_CREATION: usage.cache_creation_input_tokens,
-                sc.COST_USD: response.cost_usd or 0.0,
+                sc.PROMPT_CACHE_HIT_RATE: usage.cache_hit_rate,
+                **_cost(response),
                 sc.CACHE_HIT: response.cached,
                 sc.SIMULATED: response.simulated,
                 sc.ATTEMPTS: response.attempts,
             }
             if response.request_id:
                 finished[sc.RESPONSE_ID] = response.request_id
+            for warning in response.warnings:
+                span.add_event(sc.EVENT_MODEL_WARNING, {"message": warning})
             if response.rate_limit_wait:
                 finished[sc.RATE_LIMIT_WAIT] = response.rate_limit_wait
                 span.add_event(sc.EVENT_RATE_LIMIT_WAIT, {"seconds": response.rate_limit_wait})
@@ -568,6 +575,12 @@ def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
     elif kind == "tool":
         attributes[sc.TOOL_TYPE] = "function"
     return f"{operation} {name}", attributes
+
+
+def _cost(response: ModelResponse) -> dict[str, Any]:
+    if response.cost_usd is None:
+        return {sc.COST_UNKNOWN: True}
+    return {sc.COST_USD: response.cost_usd}
 
 
 def _json(value: Any) -> str:

@@ -388,10 +388,16 @@ def _header(run: RunRecord | None, spans: Sequence[SpanRecord]) -> list[Text]:
     if run.simulated:
         title.append(" · simulated back-end: no model was called", style="yellow")
     escalations = f"{run.escalations} escalation" + ("" if run.escalations == 1 else "s")
+    calls = [s.attributes for s in spans if s.attributes.get(sc.OPERATION_NAME) == sc.OP_CHAT]
+    read = sum(int(a.get(sc.USAGE_CACHE_READ) or 0) for a in calls)
+    total = sum(int(a.get(sc.USAGE_INPUT_TOKENS) or 0) for a in calls)
+    unknown = sum(1 for a in calls if a.get(sc.COST_UNKNOWN))
+    cost = _money(run.cost_usd) + (f" + {unknown} of unknown price" if unknown else "")
     summary = Text(
         f"started {_local_time(run.start_ns)} · took {_duration(run.duration_s)} · "
-        f"tokens {run.input_tokens:,} in / {run.output_tokens:,} out · "
-        f"{_money(run.cost_usd)} · {escalations}"
+        f"tokens {run.input_tokens:,} in / {run.output_tokens:,} out"
+        + (f" ({read / total:.0%} from the prompt cache)" if read and total else "")
+        + f" · {cost} · {escalations}"
     )
     return [title, summary, Text(f"trace {run.trace_id}", style="dim")]
 
