@@ -56,6 +56,8 @@ def request_key(request: ModelRequest) -> str:
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "stop_sequences": request.stop_sequences,
+        "output_format": request.output_format,
+        "effort": request.effort,
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._backends import anthropic_model, simulated_model
 from ._compiled import CompiledWorkflow
-from ._model import Model, aclose_inner
+from ._model import CacheTTL, Model, aclose_inner
 from ._plan import Plan, build_plan
 from ._results import RunEvent, RunFinished, RunResult
 from ._scheduler import EventSink, WorkflowRun
@@ -68,6 +68,7 @@ class Engine:
         *,
         tiers: TierTable | None = None,
         cache_path: str | None = None,
+        cache_ttl: CacheTTL = "5m",
         tracing: Tracing | Literal["default"] | None = "default",
         latency: SimulatedLatency | None = None,
     ) -> Engine:
@@ -80,7 +81,8 @@ class Engine:
             agents = workflow.agents if workflow is not None else []
             model = simulated_model(agents, tiers=tiers, latency=latency)
             return cls(model, tiers=tiers, tracing=chosen)
-        return cls(anthropic_model(tiers=tiers, cache_path=cache_path), tiers=tiers, tracing=chosen)
+        model = anthropic_model(tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl)
+        return cls(model, tiers=tiers, tracing=chosen)
 
     async def aclose(self) -> None:
         """Close the model stack (connection pools, cache database)."""

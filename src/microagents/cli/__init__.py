@@ -197,6 +197,11 @@ from ._trace import trace as _trace_group  # noqa: E402
 
 cli.add_command(_trace_group)
 
+# The tier table: `models`.
+from ._models import models as _models_command  # noqa: E402
+
+cli.add_command(_models_command)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning our errors into one-line messages and exit codes."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .._batch import BatchProgress
     from .._compiled import CompiledWorkflow
     from .._engine import Engine
+    from .._model import CacheTTL
     from .._summary import BatchSummary
     from .._tiers import TierTable
 
@@ -88,6 +89,14 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     help="Answer repeated identical requests from a response cache under MICROAGENTS_HOME.",
 )
 @click.option(
+    "--cache-ttl",
+    type=click.Choice(["5m", "1h"]),
+    default="5m",
+    show_default=True,
+    help="How long the prompt cache keeps a repeated prefix: 5m (renewed by every read) or "
+    "1h (costs more to write; pays when calls of an agent come more than 5 minutes apart).",
+)
+@click.option(
     "--database",
     metavar="URL",
     envvar="MICROAGENTS_DATABASE",
@@ -105,6 +114,7 @@ def run(
     resume: bool,
     budget_usd: float | None,
     cache: bool,
+    cache_ttl: CacheTTL,
     database: str | None,
     agent_dirs: tuple[Path, ...],
     tool_modules: tuple[str, ...],
@@ -152,7 +162,9 @@ def run(
         raise MicroagentsError(NO_KEY_MESSAGE)
     if input_file is not None and not input_file.is_file():
         raise MicroagentsError(f"input file '{input_file}' does not exist or is not a file")
-    engine = _engine(backend, compiled, tiers, cache=cache, latency_scale=scale)
+    engine = _engine(
+        backend, compiled, tiers, cache=cache, cache_ttl=cache_ttl, latency_scale=scale
+    )
     if run_input is not None:
         return _run_one(engine, compiled, run_input)
     assert input_file is not None
@@ -204,6 +216,7 @@ def _engine(
     tiers: TierTable,
     *,
     cache: bool,
+    cache_ttl: CacheTTL,
     latency_scale: float,
 ) -> Engine:
     from .._builtin_tools import microagents_home
@@ -215,7 +228,9 @@ def _engine(
         latency = SimulatedLatency(scale=latency_scale)
         return Engine.for_backend("simulate", workflow, tiers=tiers, latency=latency)
     cache_path = str(microagents_home() / "cache.sqlite3") if cache else None
-    return Engine.for_backend("anthropic", workflow, tiers=tiers, cache_path=cache_path)
+    return Engine.for_backend(
+        "anthropic", workflow, tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl
+    )
 
 
 def _stderr_console() -> Console:
