@@ -2,7 +2,8 @@
 
 Runs, in order: overhead (µs per step, sequential), concurrency (ideal ÷ actual at 200 in
 flight), scale and memory (a big JSONL batch with checkpoints), end to end over HTTP (the real
-SDK against the loopback fake server) and import time. Each figure is set against a
+SDK against the loopback fake server), import time, and what the model layer's choices cost
+(escalation against all-Sonnet, prompt caching against none). Each figure is set against a
 baseline measured in this same run.
 """
 
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from . import concurrency, http_e2e, import_time, overhead, scale
+from . import concurrency, http_e2e, import_time, model_costs, overhead, scale
 
 
 def main() -> None:
@@ -43,6 +44,7 @@ def main() -> None:
     ratios.update(scale.run(quick))
     ratios.update(http_e2e.run(quick))
     ratios.update(import_time.run(quick))
+    ratios.update(model_costs.run(quick))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     sys.stdout.flush()
     print("RATIOS " + json.dumps(ratios))

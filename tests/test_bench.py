@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from bench import concurrency, http_e2e, overhead, scale, tracing_cost
+from bench import concurrency, http_e2e, model_costs, overhead, scale, tracing_cost
 from bench._workload import (
     ANSWERS,
     TICKET,
@@ -83,3 +83,12 @@ def test_the_floor_and_the_workflow_agree_on_the_answer(runs: int) -> None:
         return verdict.valid, all(r.ok and r.output.valid for r in results)
 
     assert anyio.run(both) == (True, True)
+
+
+def test_model_costs_measure_escalation_and_caching() -> None:
+    ratios = model_costs.run_sizes(triage_items=10, cache_items=12)
+    assert ratios["triage_calls_over_required"] == 0
+    assert ratios["triage_escalation_rate"] == 0.2
+    assert 0 < ratios["triage_cost_vs_all_sonnet"] < 1
+    assert ratios["cache_hit_rate"] > 0.5
+    assert 0 < ratios["cache_cost_vs_none"] < 1

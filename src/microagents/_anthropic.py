@@ -78,6 +78,7 @@ class AnthropicModel:
         timeout: float = DEFAULT_TIMEOUT,
         tiers: TierTable | None = None,
         cache_ttl: CacheTTL = "5m",
+        prompt_cache: bool = True,
     ) -> None:
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
@@ -85,6 +86,8 @@ class AnthropicModel:
         self.tiers = tiers or TierTable()
         self.cache_ttl: CacheTTL = cache_ttl
         """The prompt cache's TTL for requests that do not set one."""
+        self.prompt_cache = prompt_cache
+        """Mark the repeating prefix for the prompt cache (off: no request carries a mark)."""
         self._client: anthropic.AsyncAnthropic | None = None
         self._prefixes: dict[tuple[int, int, str, str, str], _Prefix] = {}
         self._schemas: dict[int, tuple[object, dict[str, Any]]] = {}
@@ -287,7 +290,7 @@ class AnthropicModel:
         # (tools come before the system prompt, which comes before the messages). A prefix
         # shorter than the model's minimum is marked all the same: the API then caches
         # nothing and charges nothing extra, and `validate` has said so.
-        point = request.cache_point
+        point = request.cache_point if self.prompt_cache else "none"
         if point == "system" and system is None:
             point = "tools"
         if point == "system" and system is not None:

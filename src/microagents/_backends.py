@@ -32,13 +32,20 @@ def anthropic_model(
     cache_path: Path | str | None = None,
     clock: Clock | None = None,
     cache_ttl: CacheTTL = "5m",
+    prompt_cache: bool = True,
 ) -> Model:
     """Claude through the official SDK, with rate limits, retries and (optionally) a cache."""
     tiers = tiers or TierTable.load()
     # Import the SDK (~1 s) now, while setting up, rather than on the event loop at the
     # first call, where it would stall every run in flight.
     importlib.import_module("anthropic")
-    backend = AnthropicModel(api_key=api_key, base_url=base_url, tiers=tiers, cache_ttl=cache_ttl)
+    backend = AnthropicModel(
+        api_key=api_key,
+        base_url=base_url,
+        tiers=tiers,
+        cache_ttl=cache_ttl,
+        prompt_cache=prompt_cache,
+    )
     if timeout is not None:
         backend.timeout = timeout
     model: Model = RetryingModel(RateLimitedModel(backend, tiers, clock=clock), retry)
