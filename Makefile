@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs exactly what uv.lock pins (with hashes), so that every machine runs the versions
 # the suite last passed with. Its own version is pinned here and in the lock.
 UV_VERSION := 0.13.9
-UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
+# The platform's certificate store, not uv's bundled roots: behind a TLS-inspecting proxy
+# (as on CI and some offices) only the system store trusts the registry's certificate.
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_SYSTEM_CERTS=1 $(BIN)/uv
 SYNC := $(UV) sync --locked --quiet
 
 .PHONY: setup run test lint typecheck bench bench-quick upgrade-deps clean
