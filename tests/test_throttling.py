@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Any
+
 import anyio
 import pytest
 
+import microagents as ma
+from microagents._batch import BatchProgress, BatchRunner
 from microagents._model import Message, ModelRequest, ModelResponse, TextBlock, Usage
 from microagents._ratelimit import RUN_ORDER_LABEL, RateLimitedModel, Throttling
 from microagents._tiers import RateLimits, TierTable
-from microagents.testing import FakeClock, FakeModel
+from microagents.cli._run import _PlainProgress
+from microagents.testing import FakeAnthropicServer, FakeClock, FakeModel, Reply, ServerRateLimits
 
 HAIKU = "claude-haiku-4-5"
 
@@ -39,6 +47,19 @@ class ManualClock:
         self.time += seconds
         self._moved.set()
         self._moved = anyio.Event()
+
+
+class ScaledClock:
+    """Real time, run `SCALE` times faster: the default 50 requests a minute take a test
+    about a second, while calls still go over the wire in real time."""
+
+    SCALE = 20.0
+
+    def now(self) -> float:
+        return time.monotonic() * self.SCALE
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds / self.SCALE)
 
 
 def finish_times(runs: int, calls: int, *, labelled: bool) -> list[tuple[int, float]]:
@@ -236,3 +257,152 @@ def test_a_call_cancelled_after_its_turn_came_gives_the_capacity_back() -> None:
     anyio.run(main)
     assert [r.metadata[RUN_ORDER_LABEL] for r in inner.requests] == ["1", "3"]
     assert clock.time == 1.0  # 3 took the second 2 gave back, without waiting for another
+
+
+# -- what a batch shows ---------------------------------------------------------------------
+
+DEFAULT_HAIKU = Throttling(HAIKU, "haiku", "requests", 50, "default", 31, 4.25)
+
+
+def progress(*throttling: Throttling) -> BatchProgress:
+    return BatchProgress(
+        done=3,
+        failed=0,
+        escalated=0,
+        tokens=1200,
+        cost_usd=0.0021,
+        elapsed=12.0,
+        to_do=200,
+        resumed=0,
+        skipped_by_budget=0,
+        simulated=False,
+        lines_read=64,
+        throttling=throttling,
+    )
+
+
+def test_the_progress_line_says_what_throttles_and_how_to_change_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    observer = _PlainProgress()
+    observer.update(progress(DEFAULT_HAIKU))
+    observer.update(progress())
+    throttled, calm = capsys.readouterr().err.splitlines()
+    assert throttled.endswith(
+        " · throttled: haiku (claude-haiku-4-5) 50 requests/min (default — set rpm under "
+        "[tool.microagents.tiers.haiku]) · 31 calls waiting, ~4.2 s each"
+    )
+    assert "throttled" not in calm  # nothing waits: nothing said
+
+
+def test_the_live_progress_shows_throttling_on_a_line_of_its_own() -> None:
+    from rich.console import Console
+
+    from microagents.cli._run import _RichProgress
+
+    observer = _RichProgress(Console(file=None, force_terminal=False), simulated=False)
+    config = Throttling(HAIKU, "haiku", "input tokens", 80_000, "config", 2, 0.0)
+    observer.update(progress(config))
+    counts, throttled = observer._detail.plain.splitlines()
+    assert "$0.0021" in counts
+    assert throttled == (
+        "  throttled: haiku (claude-haiku-4-5) 80,000 input tokens/min "
+        "(config: input_tpm under [tool.microagents.tiers.haiku]) · 2 calls waiting"
+    )
+
+
+STEP_AGENT = """\
+name: step
+version: 1.0.0
+description: One short step.
+model: haiku
+prompt: "Step: {{ text }}"
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+output:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+"""
+
+THREE_STEPS = """\
+name: three_steps
+version: 1.0.0
+description: Three calls in a row, like route, extract and check.
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: first
+nodes:
+  first: {agent: step@^1, input: {text: "{{ input.text }}"}}
+  second: {agent: step@^1, input: {text: "{{ nodes.first.output.text }}"}}
+  third: {agent: step@^1, input: {text: "{{ nodes.second.output.text }}"}}
+edges:
+  - {from: first, to: second}
+  - {from: second, to: third}
+output:
+  text: "{{ nodes.third.output.text }}"
+"""
+
+
+class Watch:
+    """A batch observer that keeps every throttling it was shown."""
+
+    interval = 0.01
+
+    def __init__(self) -> None:
+        self.seen: list[Throttling] = []
+
+    def update(self, progress: BatchProgress, **future_kwargs: Any) -> None:
+        self.seen.extend(progress.throttling)
+
+    def note(self, message: str, **future_kwargs: Any) -> None:
+        pass
+
+
+def test_a_batch_through_a_gateway_without_rate_limit_headers_finishes_items_in_order(
+    tmp_path: Path,
+) -> None:
+    """The default 50 requests a minute hold (no headers come to adapt them): items finish
+    in the order they started, and the progress says the default limit is why it is slow."""
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "step.yaml").write_text(STEP_AGENT)
+    (tmp_path / "three_steps.yaml").write_text(THREE_STEPS)
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "three_steps.yaml")
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"text": f"item {i}"}) + "\n" for i in range(1, 9)))
+    out = tmp_path / "items.results.jsonl"
+    gateway = ServerRateLimits(send_headers=False)
+    watch = Watch()
+    sent: list[int] = []
+
+    async def main() -> None:
+        with FakeAnthropicServer(rate_limits=gateway) as server:
+            # Each step answers with its input, so that every call names its item.
+            server.on(lambda r: Reply.structured({"text": r.last_user_text.removeprefix("Step: ")}))
+            tiers = TierTable()
+            model = ma.anthropic_model(
+                api_key="sk-test", base_url=server.base_url, tiers=tiers, clock=ScaledClock()
+            )
+            async with ma.Engine(model, tiers=tiers, tracing=None) as engine:
+                runner = BatchRunner(engine, workflow, items, out, concurrency=8, observer=watch)
+                summary = await runner.run()
+            assert summary.ok == 8
+            sent.extend(int(r.last_user_text.rsplit(" ", 1)[1]) for r in server.requests)
+
+    anyio.run(main)
+    assert len(sent) == 24
+    # The first item's three calls went first (among the first four: the very first call also
+    # opens the connection, which may take longer than the 60 ms between two calls here), not
+    # after everyone's first and second calls (the 17th, in arrival order).
+    assert max(i for i, item in enumerate(sent, 1) if item == 1) <= 4
+    finished = [json.loads(line)["index"] for line in out.read_text().splitlines()]
+    assert finished == list(range(1, 9))
+    assert watch.seen, "the progress never showed the limiter holding calls back"
+    # Still the default: no header ever came to adapt it.
+    assert {(t.tier, t.model, t.limit, t.per_minute, t.source) for t in watch.seen} == {
+        ("haiku", HAIKU, "requests", 50, "default")
+    }
