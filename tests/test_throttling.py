@@ -147,22 +147,42 @@ def test_calls_outside_any_run_go_in_arrival_order() -> None:
 def test_the_snapshot_names_the_limit_and_where_it_came_from(
     tiers: TierTable, expected: Throttling
 ) -> None:
-    clock = ManualClock()
-    model = RateLimitedModel(FakeModel(lambda r: "ok"), tiers, clock=clock)
-    long_text = "word " * 800  # ~1,000 tokens estimated: over 6,000 a minute's burst of 100
+    assert held_back(tiers, expected.model) == (expected,)
+
+
+def test_a_limit_set_in_the_project_file_is_config_even_at_the_default_value(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.microagents.tiers.haiku]\nrpm = 50\n")
+    tiers = TierTable.load(tmp_path, environ={})
+    expected = Throttling(HAIKU, "haiku", "requests", 50, "config", 3, 0.0)
+    assert held_back(tiers, HAIKU) == (expected,)
+    assert expected.describe() == (
+        "haiku (claude-haiku-4-5) 50 requests/min (config: rpm under "
+        "[tool.microagents.tiers.haiku]) · 3 calls waiting"
+    )
+
+
+def held_back(tiers: TierTable, model_id: str) -> tuple[Throttling, ...]:
+    """The limiter's snapshot while four calls of ~1,000 input tokens to `model_id` are in:
+    one sent, three queued."""
+    model = RateLimitedModel(FakeModel(lambda r: "ok"), tiers, clock=ManualClock())
+    # ~1,000 tokens estimated: more than the one second's burst of 6,000 input tokens a minute.
+    messages = (Message.user("word " * 800),)
 
     async def main() -> tuple[Throttling, ...]:
         async with anyio.create_task_group() as group:
             for order in range(1, 5):
-                request = ask(order, long_text)
-                group.start_soon(model.complete, ModelRequest(expected.model, request.messages))
+                request = ModelRequest(model_id, messages, metadata={RUN_ORDER_LABEL: str(order)})
+                group.start_soon(model.complete, request)
             await anyio.wait_all_tasks_blocked()
             seen = model.throttling()
             group.cancel_scope.cancel()
         return seen
 
-    assert anyio.run(main) == (expected,)
+    seen = anyio.run(main)
     assert model.throttling() == ()  # the cancelled calls left the queue
+    return seen
 
 
 def test_the_snapshot_says_when_the_api_headers_set_the_limit() -> None:

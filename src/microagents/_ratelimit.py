@@ -44,6 +44,7 @@ from ._model import (
     aclose_inner,
     stream_of,
 )
+from ._tiers import LimitSource as ConfiguredSource
 from ._tiers import RateLimits, TierTable
 
 CHARS_PER_TOKEN = 4
@@ -54,7 +55,8 @@ RECENT_WAIT_WEIGHT = 0.2
 """Weight of the latest queued call in `Throttling.recent_wait` (about the last ten calls)."""
 
 LimitKind = Literal["requests", "input tokens", "output tokens"]
-LimitSource = Literal["default", "config", "API headers"]
+LimitSource = Literal[ConfiguredSource, "API headers"]
+"""Where a limit in force came from: the tier table's word, until the API's headers set it."""
 _SETTING: Mapping[LimitKind, str] = {
     "requests": "rpm",
     "input tokens": "input_tpm",
@@ -293,8 +295,9 @@ class RateLimitedModel:
             def limit(kind: LimitKind, value: float | None, default: float | None) -> _Limit | None:
                 if not value:
                     return None
-                # Set by the caller, or by a tier table whose value differs from the default.
-                chosen = configured is not None or value != default
+                # Passed in, set in the project's tier table, or built in Python to differ from
+                # the default (RateLimits(...) says "default" unless told otherwise).
+                chosen = configured is not None or limits.source == "config" or value != default
                 return _Limit(
                     kind, TokenBucket.per_minute(value, now), "config" if chosen else "default"
                 )
