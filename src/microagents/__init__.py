@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     )
     from ._prices import Price
     from ._project import Project
-    from ._ratelimit import RateLimitedModel
+    from ._ratelimit import RateLimitedModel, Throttling
     from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
     from ._results import (
         Attempt,
@@ -171,6 +171,7 @@ _LAZY: dict[str, str] = {
     "StreamingModel": "._model",
     "TextBlock": "._model",
     "TextDelta": "._model",
+    "Throttling": "._ratelimit",
     "Tier": "._tiers",
     "TierTable": "._tiers",
     "Tool": "._tools",
@@ -275,6 +276,7 @@ __all__ = [
     "RunFinished",
     "RunResult",
     "SQLiteCheckpointStore",
+    "Throttling",
     "ToolCalled",
     "run_batch",
     # tracing

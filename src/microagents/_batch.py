@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,6 +54,7 @@ from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._errors import MicroagentsError
 from ._model import Model
 from ._model_checks import unpriced_models, uses_of_workflow
+from ._ratelimit import RateLimitedModel, Throttling
 from ._results import NodeFinished, RunEvent, RunResult, jsonable
 from ._simulate import SimulatedModel
 from ._summary import BatchStats, BatchSummary
@@ -83,6 +84,8 @@ class BatchProgress:
     simulated: bool
     lines_read: int
     """Input lines read so far: never more than a chunk or so ahead of the items started."""
+    throttling: tuple[Throttling, ...] = ()
+    """What the client-side rate limiter holds back now, model by model (empty: nothing)."""
 
 
 class BatchObserver(Protocol):
@@ -166,7 +169,10 @@ class BatchRunner:
         self.resume = resume
         self.budget_usd = budget_usd
         self.observer = observer
-        self.simulated = _is_simulated(engine.model) if simulated is None else simulated
+        if simulated is None:
+            simulated = _layer(engine.model, SimulatedModel) is not None
+        self.simulated = simulated
+        self._limiter = _layer(engine.model, RateLimitedModel)
         self.batch = batch_key(workflow, self.input_path)
         self.stats = BatchStats(simulated=self.simulated)
         self._store = store
@@ -260,6 +266,7 @@ class BatchRunner:
             skipped_by_budget=stats.skipped_by_budget,
             simulated=stats.simulated,
             lines_read=self._reader.lines_read if self._reader is not None else 0,
+            throttling=self._limiter.throttling() if self._limiter is not None else (),
         )
 
     # -- reading and dispatching -----------------------------------------------------------
@@ -759,13 +766,16 @@ def _dumps(record: Mapping[str, Any]) -> str:
     return _ENCODER.encode(record)
 
 
-def _is_simulated(model: Model) -> bool:
-    """Whether the back-end under `model`'s wrappers is the simulated one."""
+_Layer = TypeVar("_Layer")
+
+
+def _layer(model: Model, kind: type[_Layer]) -> _Layer | None:
+    """The layer of type `kind` in `model`'s stack of wrappers, if there is one."""
     seen: Any = model
     for _ in range(16):  # wrappers keep the next layer in `inner`
-        if isinstance(seen, SimulatedModel):
-            return True
+        if isinstance(seen, kind):
+            return seen
         seen = getattr(seen, "inner", None)
         if seen is None:
-            return False
-    return False
+            return None
+    return None

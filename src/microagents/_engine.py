@@ -22,6 +22,7 @@ from ._backends import anthropic_model, simulated_model
 from ._compiled import CompiledWorkflow
 from ._model import CacheTTL, Model, aclose_inner
 from ._plan import Plan, build_plan
+from ._ratelimit import RUN_ORDER_LABEL
 from ._results import RunEvent, RunFinished, RunResult
 from ._scheduler import EventSink, WorkflowRun
 from ._schema import SchemaError, model_from_schema
@@ -119,7 +120,8 @@ class Engine:
         exception; errors raised are bugs or cancellation. With `deltas`, agents stream their
         answers (when the model can) and `on_event` hears `OutputDelta`s."""
         plan, input_model = self.plan(workflow)
-        run_id = f"{self._run_prefix}-{next(self._run_ids)}"
+        started = next(self._run_ids)
+        run_id = f"{self._run_prefix}-{started}"
         nested = labels is not None and "run" in labels  # a sub-workflow's run (not a batch's)
         if input_model is not None:
             try:
@@ -131,7 +133,13 @@ class Engine:
             run_input,
             engine=self,
             run_id=run_id,
-            labels={**(labels or {}), "run": run_id, "workflow": workflow.name},
+            # The rate limiter serves runs in start order; a sub-workflow keeps its parent's.
+            labels={
+                RUN_ORDER_LABEL: str(started),
+                **(labels or {}),
+                "run": run_id,
+                "workflow": workflow.name,
+            },
             on_event=_both(self.on_event, on_event),
             nested=nested,
             deltas=deltas,

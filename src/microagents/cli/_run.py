@@ -389,7 +389,8 @@ class _RichProgress:
         total = progress.to_do
         if total is not None:
             total = max(0, total - progress.skipped_by_budget)
-        self._detail.plain = "  " + _detail(progress)
+        throttled = _throttled(progress)
+        self._detail.plain = "  " + _detail(progress) + (f"\n  {throttled}" if throttled else "")
         self._progress.update(self._task, completed=progress.done, total=total)
 
     def note(self, message: str, **future_kwargs: Any) -> None:
@@ -414,9 +415,11 @@ class _PlainProgress:
             left = progress.to_do - progress.done - progress.skipped_by_budget
             if left > 0:
                 eta = f", ETA {left * progress.elapsed / progress.done:.0f}s"
+        throttled = _throttled(progress)
         # A short write to stderr every few seconds: not worth a thread hop.
         click.echo(
-            f"[{progress.elapsed:7.1f}s] {progress.done}/{to_do} items: {_detail(progress)}{eta}",
+            f"[{progress.elapsed:7.1f}s] {progress.done}/{to_do} items: {_detail(progress)}{eta}"
+            + (f" · {throttled}" if throttled else ""),
             err=True,
         )
 
@@ -429,3 +432,10 @@ def _detail(progress: BatchProgress) -> str:
         f"{progress.failed} failed · {progress.escalated} escalated · "
         f"{progress.tokens:,} tokens · ${progress.cost_usd:.4f}"
     )
+
+
+def _throttled(progress: BatchProgress) -> str:
+    """What the client-side rate limiter holds back, or "" while nothing waits for it."""
+    if not progress.throttling:
+        return ""
+    return "throttled: " + "; ".join(t.describe() for t in progress.throttling)

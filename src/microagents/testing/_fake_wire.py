@@ -318,7 +318,8 @@ class ServerRateLimits:
     """The limits the fake reports in `anthropic-ratelimit-*` headers, per fixed window.
 
     With `enforce=True`, a request over a limit gets a 429 whose `retry-after` is the time left
-    in the window (the real API refills continuously; a fixed window is simpler to test).
+    in the window (the real API refills continuously; a fixed window is simpler to test). With
+    `send_headers=False` no such header is sent, as from a gateway or proxy in front of the API.
     """
 
     requests_per_minute: int = 50
@@ -326,6 +327,7 @@ class ServerRateLimits:
     output_tokens_per_minute: int = 10_000
     window_seconds: float = 60.0
     enforce: bool = False
+    send_headers: bool = True
 
 
 class RateMeter:
@@ -370,6 +372,8 @@ class RateMeter:
 
     def headers(self) -> dict[str, str]:
         """The `anthropic-ratelimit-*` headers: limit, remaining, and reset as RFC 3339."""
+        if not self.limits.send_headers:
+            return {}
         self._roll()
         limits = self.limits
         reset = datetime.fromtimestamp(self._started + limits.window_seconds, UTC)
