@@ -314,7 +314,12 @@ class BatchRunner:
                 keys = [e.key for e in entries if resuming or e.item_id is not None]
                 saw = sink.saves
                 seen = await store.lookup(self.batch, keys) if keys else {}
-                await send.send(_Chunk(entries, seen, saw))
+                try:
+                    await send.send(_Chunk(entries, seen, saw))
+                except anyio.BrokenResourceError:
+                    # The dispatcher stopped taking chunks: cancelled (Ctrl-C) or stopped by
+                    # the budget. Not an error of the batch: its cancellation, if any, follows.
+                    return
 
     async def _dispatch(
         self,

@@ -26,6 +26,7 @@ from . import (
 )
 
 if TYPE_CHECKING:
+    import anyio
     from rich.console import Console
 
     from .._batch import BatchProgress
@@ -304,20 +305,28 @@ def _run_batch(
         err=True,
     )
 
-    async def main() -> BatchSummary:
+    async def main() -> BatchSummary | None:
+        finished: list[BatchSummary] = []
         try:
-            return await runner.run()
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_on_interrupt, group.cancel_scope)
+                finished.append(await runner.run())
+                group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await engine.aclose()
+        return finished[0] if finished else None
 
     # Everything built so far lives for the whole run: keep the cyclic GC from rescanning it
     # while thousands of runs are in flight (see PERFORMANCE.md).
     gc.freeze()
     try:
         with observer:
-            summary = anyio.run(main)
+            outcome = anyio.run(main)
             observer.update(runner.progress())
+        if outcome is None:
+            raise KeyboardInterrupt
+        summary = outcome
     except KeyboardInterrupt:
         # anyio cancelled the run on Ctrl-C; the runner has checkpointed what had finished.
         from .._telemetry import flush_traces
@@ -338,6 +347,26 @@ def _run_batch(
     if engine.tracing is not None:
         click.echo(f"traces: microagents trace list --workflow {workflow.name}", err=True)
     return EXIT_OK if summary.all_ok else EXIT_FAILED
+
+
+async def _cancel_on_interrupt(scope: anyio.CancelScope) -> None:
+    """Cancel the batch on the first Ctrl-C (or SIGTERM) through its cancel scope.
+
+    The event loop's own handling cancels the main task once, and a cancellation that one
+    await swallows on the way is lost: the batch would run on. A scope's cancellation holds
+    until the scope is left. A second Ctrl-C gets Python's default: stop at once."""
+    import signal
+
+    import anyio
+
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+    except NotImplementedError:  # no signal handlers on this event loop (Windows)
+        return
+    with receiver as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 class _RichProgress:
