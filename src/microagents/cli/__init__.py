@@ -9,84 +9,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._errors import MicroagentsError, Problem, RegistryError, SpecError
-
-if TYPE_CHECKING:  # the project (graph, networkx, pydantic) loads when a command needs it
-    from .._project import Project
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in microagents, never "some items failed"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _project_options(command: F) -> F:
-    command = click.option(
-        "--agents",
-        "agent_dirs",
-        multiple=True,
-        type=click.Path(path_type=Path),
-        help="Folder of agent specs, instead of the configured sources (repeatable).",
-    )(command)
-    command = click.option(
-        "--source",
-        "sources",
-        multiple=True,
-        metavar="SOURCE",
-        help="Registry source ahead of the configured ones: a folder, git+URL@REF[#DIR], "
-        "or packages[:NAME] (repeatable; earlier wins).",
-    )(command)
-    command = click.option(
-        "--tools",
-        "tool_modules",
-        multiple=True,
-        metavar="MODULE",
-        help="Python module whose @tool functions workflows may use (repeatable).",
-    )(command)
-    return command
-
-
-def _make_project(
-    agent_dirs: tuple[Path, ...],
-    tool_modules: tuple[str, ...],
-    sources: tuple[str, ...] = (),
-    *,
-    use_lock: bool = True,
-    database: str | None = None,
-) -> Project:
-    from .._config import SourceSpec, configured_sources
-    from .._project import Project
-
-    for folder in agent_dirs:
-        if not folder.is_dir():
-            raise MicroagentsError(f"agent folder '{folder}' does not exist; check --agents")
-    if tool_modules and "" not in sys.path and "." not in sys.path:
-        # Like `python -m`, let --tools name a module in the working folder.
-        sys.path.insert(0, "")
-    tools = Project.tools_from_modules(tool_modules)
-    root = Path()
-    # --agents replaces the configured sources; --source goes ahead of them.
-    configured = [str(f) for f in agent_dirs] if agent_dirs else configured_sources(root)
-    specs: list[SourceSpec] = [*sources, *configured]
-    return Project(root, sources=specs, tools=tools, use_lock=use_lock, database=database)
-
-
-def _echo_problems(problems: list[Problem]) -> None:
-    for problem in problems:
-        click.echo(str(problem), err=True)
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns
+from .._errors import MicroagentsError, RegistryError, SpecError
+from ._agents import agents as agents_group
+from ._common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    echo_problems,
+    make_project,
+    project_options,
+)
+from ._lock import lock as lock_command
+from ._models import models as models_command
+from ._run import run as run_command
+from ._trace import trace as trace_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +38,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@_project_options
+@project_options
 def validate(
     paths: tuple[Path, ...],
     agent_dirs: tuple[Path, ...],
@@ -110,7 +51,7 @@ def validate(
     from .._project import spec_files
     from .._tiers import TierTable
 
-    project = _make_project(agent_dirs, tool_modules, sources)
+    project = make_project(agent_dirs, tool_modules, sources)
     tiers = TierTable.load()
     failed = 0
     files = spec_files(paths)
@@ -130,21 +71,21 @@ def validate(
                 uses.extend(uses_of_agent(agent))
         except SpecError as exc:
             failed += 1
-            _echo_problems(exc.problems)
+            echo_problems(exc.problems)
             click.echo(f"invalid  {file}", err=True)
             continue
-        _echo_problems(warnings)
+        echo_problems(warnings)
         click.echo(f"ok       {file} ({what})")
     # A version published twice is a problem of the folder, not of either file alone.
     validated = {file.resolve() for file in files}
     for problem in project.problems():
         duplicate = problem.location.file
         if problem.code == "MA307" and duplicate and duplicate.resolve() in validated:
-            _echo_problems([problem])
+            echo_problems([problem])
             click.echo(f"invalid  {duplicate}", err=True)
             failed += 1
     # About the models the agents run on: each model and each agent once, whatever the files.
-    _echo_problems(model_problems(uses, tiers, prompt_cache=True))
+    echo_problems(model_problems(uses, tiers, prompt_cache=True))
     click.echo(f"{len(files) - failed} valid, {failed} invalid")
     if failed:
         raise SystemExit(EXIT_BAD_INPUT)
@@ -155,7 +96,7 @@ def validate(
 @click.option(
     "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
 )
-@_project_options
+@project_options
 def graph(
     workflow: Path,
     fmt: str,
@@ -164,8 +105,8 @@ def graph(
     sources: tuple[str, ...],
 ) -> None:
     """Draw a workflow as Mermaid or Graphviz DOT."""
-    compiled = _make_project(agent_dirs, tool_modules, sources).load_workflow(workflow)
-    _echo_problems(list(compiled.warnings))
+    compiled = make_project(agent_dirs, tool_modules, sources).load_workflow(workflow)
+    echo_problems(list(compiled.warnings))
     click.echo(compiled.to_mermaid() if fmt == "mermaid" else compiled.to_dot(), nl=False)
 
 
@@ -178,29 +119,8 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
-# Registered here, after the helpers that `_run` imports from this module.
-from ._run import run as _run_command  # noqa: E402
-
-cli.add_command(_run_command)
-
-
-# The registry: `agents list|show|search|new|package` and `lock`.
-from ._agents import agents as _agents_group  # noqa: E402
-from ._lock import lock as _lock_command  # noqa: E402
-
-cli.add_command(_agents_group)
-cli.add_command(_lock_command)
-
-
-# The trace viewer (`trace list|show`); it imports nothing from this module.
-from ._trace import trace as _trace_group  # noqa: E402
-
-cli.add_command(_trace_group)
-
-# The tier table: `models`.
-from ._models import models as _models_command  # noqa: E402
-
-cli.add_command(_models_command)
+for command in (run_command, agents_group, lock_command, trace_group, models_command):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = cli.main(args=argv, prog_name="microagents", standalone_mode=False)
     except SpecError as exc:
-        _echo_problems(exc.problems)
+        echo_problems(exc.problems)
         sys.exit(EXIT_BAD_INPUT)
     except RegistryError as exc:
         # The same shape as a problem line, so that the code can be searched for.

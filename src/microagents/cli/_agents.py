@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .._errors import MicroagentsError
-from . import EXIT_BAD_INPUT, _echo_problems, _make_project, _project_options, _terminal_width
+from ._common import EXIT_BAD_INPUT, echo_problems, make_project, project_options, terminal_width
 
 if TYPE_CHECKING:
     from .._project import Project
@@ -24,7 +24,7 @@ def agents() -> None:
 
 @agents.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@_project_options
+@project_options
 def agents_list(
     as_json: bool,
     agent_dirs: tuple[Path, ...],
@@ -35,7 +35,7 @@ def agents_list(
 
     With --source, only the agents of the sources given.
     """
-    project = _make_project(agent_dirs, tool_modules, sources)
+    project = make_project(agent_dirs, tool_modules, sources)
     entries = project.registry.entries()
     if sources:
         given = {s.name for s in project.registry.sources if s.name in sources}
@@ -44,13 +44,13 @@ def agents_list(
         }
         entries = [e for e in entries if e.source_name in origins]
     _print_agents(entries, as_json)
-    _echo_problems(project.problems())
+    echo_problems(project.problems())
 
 
 @agents.command("search")
 @click.argument("words", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@_project_options
+@project_options
 def agents_search(
     words: tuple[str, ...],
     as_json: bool,
@@ -59,7 +59,7 @@ def agents_search(
     sources: tuple[str, ...],
 ) -> None:
     """Agents whose name or description contains every one of WORDS (any case)."""
-    project = _make_project(agent_dirs, tool_modules, sources)
+    project = make_project(agent_dirs, tool_modules, sources)
     wanted = [w.lower() for w in words]
     found = [
         e
@@ -76,7 +76,7 @@ def agents_search(
 
 @agents.command("show")
 @click.argument("reference")
-@_project_options
+@project_options
 def agents_show(
     reference: str,
     agent_dirs: tuple[Path, ...],
@@ -88,7 +88,7 @@ def agents_show(
     from .._builder import spec_to_yaml
     from .._content_hash import short
 
-    project = _make_project(agent_dirs, tool_modules, sources)
+    project = make_project(agent_dirs, tool_modules, sources)
     entry = project.registry.find(reference)
     agent = project.registry.resolve(reference)
     click.echo(f"# {agent.reference} from {agent.source.file or 'python'}")
@@ -156,7 +156,7 @@ def agents_package(path: Path) -> None:
         click.echo(f"agent     {agent.name}@{agent.version}  {short(agent.hash)}")
     for workflow in report.workflows:
         click.echo(f"workflow  {workflow.name}@{workflow.version}  {short(workflow.hash)}")
-    _echo_problems(report.problems)
+    echo_problems(report.problems)
     click.echo(f"\n# pyproject.toml of {report.distribution}:\n{report.snippet()}", nl=False)
     if not report.ok:
         raise SystemExit(EXIT_BAD_INPUT)
@@ -187,7 +187,7 @@ def _print_agents(entries: Sequence[AgentEntry], as_json: bool) -> None:
         table.add_row(
             name, shown, spec.model, ", ".join(spec.tools), spec.description, latest.source_name
         )
-    Console(width=max(100, _terminal_width())).print(table)
+    Console(width=max(100, terminal_width())).print(table)
 
 
 def _used_by(project: Project, entry: AgentEntry) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .._errors import MicroagentsError
-from . import _make_project, _project_options
+from ._common import make_project, project_options
 
 
 @click.command("lock")
@@ -17,7 +17,7 @@ from . import _make_project, _project_options
     help="Move pins to the newest versions in range: of the NAMEs given, or of everything.",
 )
 @click.argument("names", nargs=-1)
-@_project_options
+@project_options
 def lock(
     upgrade: bool,
     names: tuple[str, ...],
@@ -39,7 +39,7 @@ def lock(
         raise MicroagentsError(
             f"NAME goes with --upgrade: microagents lock --upgrade {' '.join(names)}"
         )
-    project = _make_project(agent_dirs, tool_modules, sources, use_lock=False)
+    project = make_project(agent_dirs, tool_modules, sources, use_lock=False)
     old, new = project.relock(set(names) if upgrade else None)
     known = {p.name for p in (*old.pins, *new.pins)}
     unknown = [n for n in names if n not in known]

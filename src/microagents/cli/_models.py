@@ -4,13 +4,13 @@ capabilities and deprecations — so that nothing about cost or speed is a surpr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._capabilities import deprecation_of
-from .._prices import Price, Rate
-from .._tiers import Tier, TierTable
+if TYPE_CHECKING:  # loaded when the command runs, so that `microagents --help` stays quick
+    from .._prices import Price, Rate
+    from .._tiers import Tier, TierTable
 
 
 @click.command("models")
@@ -24,6 +24,8 @@ def models(as_json: bool) -> None:
     The table is the defaults, then [tool.microagents.tiers] and [tool.microagents.models]
     in pyproject.toml (or microagents.toml), then MICROAGENTS_TIER_<NAME> variables.
     """
+    from .._tiers import TierTable
+
     tiers = TierTable.load()
     rows = [_row(tier, tiers) for tier in tiers.tiers]
     if as_json:
@@ -93,6 +95,8 @@ def models(as_json: bool) -> None:
 
 
 def _row(tier: Tier, tiers: TierTable) -> dict[str, Any]:
+    from .._capabilities import deprecation_of
+
     price = tiers.price_of(tier.model)
     capabilities = tiers.capabilities_of(tier.model)
     deprecation = deprecation_of(tier.model)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import MicroagentsError
-from . import (
+from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    _echo_problems,
-    _make_project,
-    _project_options,
+    echo_problems,
+    make_project,
+    project_options,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     help="What the sql.schema and sql.query tools read, read-only: sqlite:///path.db, "
     "duckdb:///path.duckdb or postgresql://... (default: $MICROAGENTS_DATABASE).",
 )
-@_project_options
+@project_options
 def run(
     workflow: Path,
     input_json: str | None,
@@ -150,7 +150,7 @@ def run(
                 raise MicroagentsError(f"{flag} goes with --input-file; --input prints its result")
         run_input = _parse_input(input_json)
     scale = _latency_scale() if backend == "simulate" else 0.0
-    project = _make_project(agent_dirs, tool_modules, sources, database=database)
+    project = make_project(agent_dirs, tool_modules, sources, database=database)
     if project.database is not None:
         project.database.connection()  # a wrong URL or path is bad input: say so before running
     compiled = project.load_workflow(workflow)
@@ -158,7 +158,7 @@ def run(
     from .._tiers import TierTable
 
     tiers = TierTable.load()
-    _echo_problems([*compiled.warnings, *model_problems(uses_of_workflow(compiled), tiers)])
+    echo_problems([*compiled.warnings, *model_problems(uses_of_workflow(compiled), tiers)])
     if backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
         raise MicroagentsError(NO_KEY_MESSAGE)
     if input_file is not None and not input_file.is_file():
