@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -359,3 +360,64 @@ def test_a_run_traced_inside_another_providers_run_reaches_its_own_processors(
 async def _echo(item: Any) -> str:
     """Return what it is given."""
     return str(item)
+
+
+# -- the SDK's own spans ----------------------------------------------------------------------
+
+_SDK_SPANS_SCRIPT = """
+import json, anyio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import microagents as ma
+from microagents.testing import FakeAnthropicServer, Reply
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # the SDK traces through the global provider
+workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+with FakeAnthropicServer() as server:
+    server.on(Reply.structured({"category": "other", "confidence": 0.9, "reason": "x"}))
+
+    async def main():
+        model = ma.anthropic_model(api_key="test-key", base_url=server.base_url)
+        async with ma.Engine(model, tracing=ma.Tracing.from_provider(provider)) as engine:
+            assert (await engine.run(workflow, {"ticket": "hello"})).ok
+
+    anyio.run(main)
+print(json.dumps([
+    {"name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
+     "parent": s.parent.span_id if s.parent else None}
+    for s in exporter.get_finished_spans()
+]))
+"""
+
+
+def sdk_spans_run(**env: str) -> list[dict[str, Any]]:
+    """Support triage over the real SDK (against the fake server), every span of the process."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    ran = subprocess.run(
+        [sys.executable, "-c", _SDK_SPANS_SCRIPT],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    spans: list[dict[str, Any]] = json.loads(ran.stdout)
+    return spans
+
+
+def test_a_model_call_is_one_span_ours_and_the_sdk_makes_no_trace_of_its_own() -> None:
+    spans = sdk_spans_run()
+    assert len({span["trace"] for span in spans}) == 1
+    assert not [span for span in spans if span["name"].startswith("anthropic.")]
+    assert [span["name"] for span in spans].count("chat claude-haiku-4-5") == 1
