@@ -70,4 +70,4 @@ def test_trace_show_renders_a_simulated_triage_run(
     as_json = json.loads(cli("trace", "show", result["run_id"], "--json", home=tmp_path).stdout)
     names = [span["name"] for span in as_json["spans"]]
     assert names[0] == "invoke_workflow support_triage"
-    assert "invoke_agent validator" in names
+    assert "invoke_agent check_billing (validator)" in names
