@@ -626,3 +626,51 @@ def test_captured_content_is_cut_to_its_limit_and_stays_json(
 def test_a_content_limit_too_small_to_be_useful_is_refused() -> None:
     with pytest.raises(ma.MicroagentsError, match="content_limit must be at least 256"):
         Tracing.from_provider(TracerProvider(), content_limit=10)
+
+
+# -- naming the service and the Phoenix project -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environment", "service", "project"),
+    [
+        ({}, "support_triage", "support_triage"),
+        ({"OTEL_SERVICE_NAME": "helpdesk"}, "helpdesk", "helpdesk"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=helpdesk"}, "helpdesk", "helpdesk"),
+        (
+            {"OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=triage-evals"},
+            "support_triage",
+            "triage-evals",
+        ),
+    ],
+)
+def test_the_service_and_the_phoenix_project_are_named_after_the_workflow_unless_configured(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], service: str, project: str
+) -> None:
+    from microagents._telemetry import _make_provider
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.setenv("MICROAGENTS_TRACE_STORE", "off")
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    provider = _make_provider("support_triage")
+    attributes = provider.resource.attributes
+    assert (attributes["service.name"], attributes["openinference.project.name"]) == (
+        service,
+        project,
+    )
+    provider.shutdown()
+
+
+def test_the_content_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from microagents._telemetry import content_limit_from_env
+
+    monkeypatch.delenv("MICROAGENTS_TRACE_CONTENT_LIMIT", raising=False)
+    assert content_limit_from_env() == 32_768
+    monkeypatch.setenv("MICROAGENTS_TRACE_CONTENT_LIMIT", "4096")
+    assert content_limit_from_env() == 4_096
+    for bad in ("100", "lots", "-5"):
+        monkeypatch.setenv("MICROAGENTS_TRACE_CONTENT_LIMIT", bad)
+        with pytest.raises(ma.MicroagentsError, match="MICROAGENTS_TRACE_CONTENT_LIMIT must be"):
+            content_limit_from_env()
