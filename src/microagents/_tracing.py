@@ -81,6 +81,7 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 _UNSET = Status(StatusCode.UNSET)
 _OK = Status(StatusCode.OK)
+_OK_CODE = StatusCode.OK.value
 _NO_EVENTS: tuple[Event, ...] = ()
 _new_tuple = tuple.__new__
 
@@ -181,6 +182,9 @@ class _LightSpan(ReadableSpan):
 
     def set_status(self, status: Status) -> None:
         self._status = status
+        if status is _OK:  # most hops, and without Status's properties (~0.3 µs)
+            self._status_code = _OK_CODE
+            return
         self._status_code = status.status_code.value
         self._status_message = status.description
 
@@ -633,21 +637,22 @@ class TracedModel:
             "exception", {"exception.type": type(error).__name__, "exception.message": str(error)}
         )
 
-    def _call_context(self, span: SpanLike) -> AbstractContextManager[Any]:
+    @staticmethod
+    def _as_current(span: SpanLike) -> AbstractContextManager[Any]:
         # Our light call span is never made current (it has no child hops): only when the
         # SDK's own spans are on does the call need it as the OpenTelemetry current span.
-        if not self._nest_sdk_spans:
-            return nullcontext()
         return trace.use_span(NonRecordingSpan(span.get_span_context()), end_on_exit=False)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """A streamed call in its ``chat {model}`` span, finished from the final response."""
-        with self._span(request) as span, self._call_context(span):
+        with self._span(request) as span:
+            current = self._as_current(span) if self._nest_sdk_spans else nullcontext()
             try:
-                async for event in stream_of(self.inner, request):
-                    if isinstance(event, StreamEnd):
-                        self._finish(span, event.response)
-                    yield event
+                with current:
+                    async for event in stream_of(self.inner, request):
+                        if isinstance(event, StreamEnd):
+                            self._finish(span, event.response)
+                        yield event
             except ModelError as error:
                 self._failed(span, error)
                 raise
@@ -655,7 +660,10 @@ class TracedModel:
     async def complete(self, request: ModelRequest) -> ModelResponse:
         with self._span(request) as span:
             try:
-                with self._call_context(span):
+                if self._nest_sdk_spans:
+                    with self._as_current(span):
+                        response = await self.inner.complete(request)
+                else:
                     response = await self.inner.complete(request)
             except ModelError as error:
                 self._failed(span, error)
