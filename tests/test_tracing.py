@@ -674,3 +674,33 @@ def test_the_content_limit_comes_from_the_environment(monkeypatch: pytest.Monkey
         monkeypatch.setenv("MICROAGENTS_TRACE_CONTENT_LIMIT", bad)
         with pytest.raises(ma.MicroagentsError, match="MICROAGENTS_TRACE_CONTENT_LIMIT must be"):
             content_limit_from_env()
+
+
+def test_a_streamed_model_call_is_recorded_like_any_other(
+    fake_anthropic: Any, spans: InMemorySpanExporter
+) -> None:
+    from microagents._backends import anthropic_model
+    from microagents.testing import Reply
+
+    fake_anthropic.on(Reply.tool_call("final_answer", {"category": "other", "confidence": 0.9,
+                                                       "reason": "a poem"}))  # fmt: skip
+    workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+    events: list[object] = []
+
+    async def main() -> ma.RunResult:
+        model = anthropic_model(api_key="test-key", base_url=fake_anthropic.base_url)
+        tracing = tracing_to(spans, capture_content=True)
+        async with Engine(model, tracing=tracing) as engine:
+            return await engine.run(
+                workflow, {"ticket": "A poem?"}, on_event=events.append, deltas=True
+            )
+
+    assert anyio.run(main).ok
+    assert fake_anthropic.requests[0].stream  # the call was streamed
+    (chat,) = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    attributes = chat.attributes or {}
+    assert chat.status.status_code.name == "OK"
+    assert attributes["openinference.span.kind"] == "LLM"
+    assert attributes["microagents.tier"] == "haiku"
+    (answer,) = assert_messages(attributes["gen_ai.output.messages"], output=True)
+    assert answer["parts"][0]["name"] == "final_answer"

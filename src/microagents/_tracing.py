@@ -543,18 +543,23 @@ class Tracing:
 
     def _io(self, data: Any, side: str, role: str) -> dict[str, Any]:
         """A hop's input or output: OpenInference's value and mime type, and the same text as
-        the conventions' one-message ``gen_ai.{side}.messages``."""
+        the conventions' one message (``gen_ai.input.messages`` or ``.output.messages``)."""
+        value_key, mime_key, messages_key = _IO_KEYS[side]
         limit = self.content_limit
         text, mime = content.value(data, limit)
         messages = content.text_messages(role, text, output=side == "output")
         return {
-            f"{side}.value": text,
-            f"{side}.mime_type": mime,
-            f"gen_ai.{side}.messages": content.messages(messages, limit, role),
+            value_key: text,
+            mime_key: mime,
+            messages_key: content.messages(messages, limit, role),
         }
 
 
 MIN_CONTENT_LIMIT = 256
+_IO_KEYS = {
+    "input": (sc.INPUT_VALUE, sc.INPUT_MIME_TYPE, sc.INPUT_MESSAGES),
+    "output": (sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE, sc.OUTPUT_MESSAGES),
+}
 ESCALATED_MARK = " ⤴ "
 """Between a node span's name and the tier its step climbed to."""
 
