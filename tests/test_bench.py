@@ -92,3 +92,39 @@ def test_model_costs_measure_escalation_and_caching() -> None:
     assert 0 < ratios["triage_cost_vs_all_sonnet"] < 1
     assert ratios["cache_hit_rate"] > 0.5
     assert 0 < ratios["cache_cost_vs_none"] < 1
+
+
+def test_the_phoenix_checks_runs_escalate_as_its_checks_expect() -> None:
+    """The Phoenix check (run by hand: it needs Phoenix) scripts the fake API so that the
+    triage router climbs a tier and the SQL writer runs twice; keep that true."""
+    from bench import phoenix_check
+
+    unlimited = ServerRateLimits(10**9, 10**12, 10**12)
+    project = ma.Project(
+        phoenix_check.ROOT, database=f"sqlite:///{phoenix_check.ROOT / 'examples' / 'shop.db'}"
+    )
+    with FakeAnthropicServer(rate_limits=unlimited) as server:
+        phoenix_check.script(server)
+        model = ma.anthropic_model(api_key="not-a-real-key", base_url=server.base_url)
+
+        async def both() -> list[ma.RunResult]:
+            async with ma.Engine(model, tracing=None) as engine:
+                return [
+                    await engine.run(
+                        project.load_workflow("workflows/support_triage.yaml"),
+                        {"ticket": phoenix_check.TICKET},
+                    ),
+                    await engine.run(
+                        project.load_workflow("workflows/text_to_sql.yaml"),
+                        {"question": phoenix_check.SQL_QUESTION["question"], "tenant_id": 1},
+                    ),
+                ]
+
+        triage, sql = anyio.run(both)
+    assert triage.ok, triage.error
+    assert sql.ok, sql.error
+    assert [(e.node, e.trigger) for e in triage.escalations] == [("route", "low_confidence")]
+    assert [(e.node, e.visit, e.trigger) for e in sql.escalations] == [("write", 2, "rejected")]
+    assert phoenix_check.flat({"llm": {"input_messages": [{"message": {"role": "system"}}]}}) == {
+        "llm.input_messages.0.message.role": "system"
+    }

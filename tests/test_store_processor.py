@@ -163,8 +163,8 @@ def test_the_store_keeps_exactly_what_exporters_see(project: ma.Project) -> None
     assert sorted((s["name"], s["kind"], len(s["events"])) for s in exported) == [
         ("chat claude-haiku-4-5", "CLIENT", 0),
         ("chat claude-sonnet-4-6", "CLIENT", 0),
-        ("execute_tool review.enqueue", "INTERNAL", 0),
-        ("invoke_agent router", "INTERNAL", 1),  # the escalation
+        ("execute_tool human_review (review.enqueue)", "INTERNAL", 0),
+        ("invoke_agent route (router) ⤴ sonnet", "INTERNAL", 1),  # the escalation
         ("invoke_workflow support_triage", "INTERNAL", 0),
     ]
     assert sorted(stored, key=lambda s: s["span_id"]) == sorted(

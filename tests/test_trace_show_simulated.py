@@ -25,7 +25,8 @@ def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
         "NO_COLOR": "1",
         "TZ": "UTC",
     }
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        env.pop(name, None)
     return subprocess.run(
         [str(CLI), *args],
         cwd=ROOT,
@@ -70,4 +71,7 @@ def test_trace_show_renders_a_simulated_triage_run(
     as_json = json.loads(cli("trace", "show", result["run_id"], "--json", home=tmp_path).stdout)
     names = [span["name"] for span in as_json["spans"]]
     assert names[0] == "invoke_workflow support_triage"
-    assert "invoke_agent validator" in names
+    assert "invoke_agent check_billing (validator)" in names
+    # `microagents run` names the service, and the Phoenix project, after the workflow.
+    resource = as_json["spans"][0]["resource"]
+    assert resource["service.name"] == resource["openinference.project.name"] == "support_triage"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -93,14 +94,22 @@ def test_support_triage_span_tree(
     assert rendered == snapshot
     (root,) = rendered
     assert root["name"] == "invoke_workflow support_triage"
+    assert root["attributes"]["openinference.span.kind"] == "CHAIN"
     agent, tool = root["children"]
-    assert agent["name"] == "invoke_agent router"
+    # The node's id and the agent it runs; the climb in the name, where a viewer's tree shows it.
+    assert agent["name"] == "invoke_agent route (router) ⤴ sonnet"
+    assert agent["attributes"]["microagents.escalated"] is True
     assert [c["name"] for c in agent["children"]] == [
         "chat claude-haiku-4-5",
         "chat claude-sonnet-4-6",
     ]
     assert agent["events"][0]["microagents.escalation.trigger"] == "low_confidence"
-    assert tool["name"] == "execute_tool review.enqueue"
+    assert tool["name"] == "execute_tool human_review (review.enqueue)"
+    every = [root, agent, tool, *agent["children"]]
+    assert {span["status"] for span in every} == {"OK"}
+    assert [span["attributes"]["openinference.span.kind"] for span in every] == [
+        "CHAIN", "AGENT", "TOOL", "LLM", "LLM",
+    ]  # fmt: skip
     assert format(spans.get_finished_spans()[-1].context.trace_id, "032x") == result.trace_id
 
 
@@ -186,7 +195,7 @@ def test_failures_are_error_spans(spans: InMemorySpanExporter, tmp_path: Any) ->
     assert not result.ok
     by_name = {s.name: s for s in spans.get_finished_spans()}
     assert by_name["invoke_workflow f"].status.status_code.name == "ERROR"
-    assert by_name["invoke_agent a"].status.status_code.name == "ERROR"
+    assert by_name["invoke_agent n (a)"].status.status_code.name == "ERROR"
     chat = by_name["chat claude-haiku-4-5"]
     assert (chat.attributes or {})["error.type"] == "OverloadedError"
 
@@ -244,7 +253,7 @@ def test_otlp_http_export_to_a_loopback_receiver(
     }
     assert {
         "invoke_workflow support_triage",
-        "invoke_agent router",
+        "invoke_agent route (router) ⤴ sonnet",
         "chat claude-haiku-4-5",
     } <= names
     trace_ids = {
@@ -359,3 +368,339 @@ def test_a_run_traced_inside_another_providers_run_reaches_its_own_processors(
 async def _echo(item: Any) -> str:
     """Return what it is given."""
     return str(item)
+
+
+# -- the SDK's own spans ----------------------------------------------------------------------
+
+_SDK_SPANS_SCRIPT = """
+import json, anyio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import microagents as ma
+from microagents.testing import FakeAnthropicServer, Reply
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # the SDK traces through the global provider
+workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+with FakeAnthropicServer() as server:
+    server.on(Reply.structured({"category": "other", "confidence": 0.9, "reason": "x"}))
+
+    async def main():
+        model = ma.anthropic_model(api_key="test-key", base_url=server.base_url)
+        async with ma.Engine(model, tracing=ma.Tracing.from_provider(provider)) as engine:
+            assert (await engine.run(workflow, {"ticket": "hello"})).ok
+
+    anyio.run(main)
+print(json.dumps([
+    {"name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
+     "parent": s.parent.span_id if s.parent else None}
+    for s in exporter.get_finished_spans()
+]))
+"""
+
+
+def sdk_spans_run(**env: str) -> list[dict[str, Any]]:
+    """Support triage over the real SDK (against the fake server), every span of the process."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    ran = subprocess.run(
+        [sys.executable, "-c", _SDK_SPANS_SCRIPT],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    spans: list[dict[str, Any]] = json.loads(ran.stdout)
+    return spans
+
+
+def test_a_model_call_is_one_span_ours_and_the_sdk_makes_no_trace_of_its_own() -> None:
+    spans = sdk_spans_run()
+    assert len({span["trace"] for span in spans}) == 1
+    assert not [span for span in spans if span["name"].startswith("anthropic.")]
+    assert [span["name"] for span in spans].count("chat claude-haiku-4-5") == 1
+
+
+def test_the_sdks_spans_when_asked_for_are_children_of_our_model_call_span() -> None:
+    spans = sdk_spans_run(MICROAGENTS_ANTHROPIC_SPANS="on")
+    assert len({span["trace"] for span in spans}) == 1
+    by_id = {span["id"]: span for span in spans}
+    (sdk,) = [span for span in spans if span["name"] == "anthropic.messages.create"]
+    assert by_id[sdk["parent"]]["name"] == "chat claude-haiku-4-5"
+
+
+# -- captured content, in the shapes viewers read ---------------------------------------------
+
+PART_FIELDS = {
+    # The required properties of each part type in the conventions' JSON schemas.
+    "text": {"type", "content"},
+    "tool_call": {"type", "name"},
+    "tool_call_response": {"type", "response"},
+}
+CONTENT_KEYS = {
+    "gen_ai.system_instructions",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "input.value",
+    "output.value",
+}
+
+
+def assert_parts(parts: Any) -> None:
+    assert isinstance(parts, list)
+    assert parts
+    for part in parts:
+        assert PART_FIELDS[part["type"]] <= part.keys(), part
+
+
+def assert_messages(raw: Any, *, output: bool = False) -> list[dict[str, Any]]:
+    """Parse a message attribute and check it against the conventions' schemas."""
+    messages = json.loads(raw)
+    assert isinstance(messages, list)
+    for message in messages:
+        assert message["role"] in {"system", "user", "assistant", "tool"}
+        assert_parts(message["parts"])
+        if output:
+            assert message["finish_reason"]
+    return messages
+
+
+@ma.tool(name="orders.lookup")
+async def _lookup(order_id: str) -> dict[str, str]:
+    """Find an order by its id."""
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def orders_workflow(tmp_path: Any) -> ma.CompiledWorkflow:
+    """An agent that calls a tool before it answers, and a check that sends it round once."""
+    checks: list[bool] = []
+
+    @ma.tool(name="orders.check")
+    async def check(status: str) -> dict[str, bool]:
+        """Accept the second answer."""
+        checks.append(True)
+        return {"ok": len(checks) > 1}
+
+    support = ma.AgentSpec(
+        name="support", version="1.0.0", description="Answer with the order's status.",
+        system="You answer questions about orders.", prompt="{{ text }}", tools=["orders.lookup"],
+        input={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+        output={"type": "object", "properties": {"status": {"type": "string"}},
+                "required": ["status"]},
+    )  # fmt: skip
+    flow = (
+        ma.Workflow(
+            "orders",
+            input={"type": "object", "properties": {"ticket": {"type": "string"}}},
+            output="{{ nodes.answer.output }}",
+        )
+        .node("answer", agent=support, input={"text": "{{ input.ticket }}"})
+        .node("confirm", tool=check, input={"status": "{{ nodes.answer.output.status }}"})
+        .edge("answer", "confirm")
+        .edge("confirm", "answer", when="not nodes.confirm.output.ok", max_visits=2)
+    )
+    return flow.compile(ma.Project(tmp_path, tools=[_lookup, check]))
+
+
+def orders_script(request: ModelRequest) -> object:
+    """Calls the lookup tool, then answers."""
+    if len(request.messages) == 1:
+        call = ToolUseBlock("toolu_1", "orders.lookup", {"order_id": "A-1"})
+        return ModelResponse((call,), "tool_use", Usage(50, 10), request.model)
+    return {"status": "shipped"}
+
+
+def run_orders(tmp_path: Any, tracing: Tracing) -> ma.RunResult:
+    workflow = orders_workflow(tmp_path)
+
+    async def main() -> ma.RunResult:
+        async with Engine(FakeModel(orders_script), tracing=tracing) as engine:
+            return await engine.run(workflow, {"ticket": "Where is order A-1?"})
+
+    return anyio.run(main)
+
+
+def test_captured_content_span_tree(
+    tmp_path: Any, spans: InMemorySpanExporter, snapshot: SnapshotAssertion
+) -> None:
+    result = run_orders(tmp_path, tracing_to(spans, capture_content=True))
+    assert result.ok, result.error
+    rendered = tree(spans.get_finished_spans())
+    assert rendered == snapshot
+    (root,) = rendered
+    assert [child["name"] for child in root["children"]] == [
+        "invoke_agent answer (support)",
+        "execute_tool confirm (orders.check)",
+        "invoke_agent answer (support) #2",  # a node's second visit says so
+        "execute_tool confirm (orders.check) #2",
+    ]
+    assert json.loads(root["attributes"]["input.value"]) == {"ticket": "Where is order A-1?"}
+    assert json.loads(root["attributes"]["output.value"]) == {"status": "shipped"}
+
+    agent = root["children"][0]
+    assert json.loads(agent["attributes"]["input.value"]) == {"text": "Where is order A-1?"}
+    assert agent["attributes"]["output.mime_type"] == "application/json"
+    (user,) = assert_messages(agent["attributes"]["gen_ai.input.messages"])
+    assert json.loads(user["parts"][0]["content"]) == {"text": "Where is order A-1?"}
+    assert_messages(agent["attributes"]["gen_ai.output.messages"], output=True)
+
+    first_call, tool_call, second_call = agent["children"]
+    system = json.loads(first_call["attributes"]["gen_ai.system_instructions"])
+    assert system == [{"type": "text", "content": "You answer questions about orders."}]
+    (asked,) = assert_messages(first_call["attributes"]["gen_ai.input.messages"])
+    assert asked["parts"] == [{"type": "text", "content": "Where is order A-1?"}]
+    (answer,) = assert_messages(first_call["attributes"]["gen_ai.output.messages"], output=True)
+    assert answer["finish_reason"] == "tool_call"
+    assert answer["parts"] == [
+        {"type": "tool_call", "id": "toolu_1", "name": "orders.lookup",
+         "arguments": {"order_id": "A-1"}},
+    ]  # fmt: skip
+    # The tool's result goes back in a message of its own, role `tool`, as the conventions say.
+    history = assert_messages(second_call["attributes"]["gen_ai.input.messages"])
+    assert [message["role"] for message in history] == ["user", "assistant", "tool"]
+    response = history[2]["parts"][0]
+    assert response["type"] == "tool_call_response"
+    assert response["id"] == "toolu_1"
+    assert json.loads(response["response"]) == {"order_id": "A-1", "status": "shipped"}
+
+    arguments = tool_call["attributes"]["gen_ai.tool.call.arguments"]
+    assert json.loads(arguments) == {"order_id": "A-1"}
+    assert tool_call["attributes"]["input.value"] == arguments
+    assert json.loads(tool_call["attributes"]["gen_ai.tool.call.result"])["status"] == "shipped"
+
+    node_tool = root["children"][1]
+    assert json.loads(node_tool["attributes"]["gen_ai.tool.call.arguments"]) == {
+        "status": "shipped"
+    }
+    assert json.loads(node_tool["attributes"]["output.value"]) == {"ok": False}
+
+
+def test_content_is_absent_without_capture(tmp_path: Any, spans: InMemorySpanExporter) -> None:
+    run_orders(tmp_path, tracing_to(spans))
+    keys = {k for span in spans.get_finished_spans() for k in (span.attributes or {})}
+    assert not keys & CONTENT_KEYS
+    assert not {k for k in keys if k.endswith("mime_type")}
+
+
+def test_captured_content_is_cut_to_its_limit_and_stays_json(
+    tmp_path: Any, spans: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing = Tracing.from_provider(provider, capture_content=True, content_limit=1_000)
+    workflow = orders_workflow(tmp_path)
+    ticket = "Where is order A-1? " * 500
+
+    async def main() -> ma.RunResult:
+        async with Engine(FakeModel(orders_script), tracing=tracing) as engine:
+            return await engine.run(workflow, {"ticket": ticket})
+
+    assert anyio.run(main).ok
+    cut = 0
+    for span in spans.get_finished_spans():
+        attributes = span.attributes or {}
+        for key in CONTENT_KEYS & attributes.keys():
+            text = str(attributes[key])
+            assert len(text) <= 1_000, (span.name, key)
+            cut += "…[cut:" in text
+            if key.startswith("gen_ai.") and key.endswith("messages"):
+                assert_messages(text)
+        for side in ("input", "output"):
+            if attributes.get(f"{side}.mime_type") == "application/json":
+                json.loads(str(attributes[f"{side}.value"]))
+    assert cut > 5
+
+
+def test_a_content_limit_too_small_to_be_useful_is_refused() -> None:
+    with pytest.raises(ma.MicroagentsError, match="content_limit must be at least 256"):
+        Tracing.from_provider(TracerProvider(), content_limit=10)
+
+
+# -- naming the service and the Phoenix project -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environment", "service", "project"),
+    [
+        ({}, "support_triage", "support_triage"),
+        ({"OTEL_SERVICE_NAME": "helpdesk"}, "helpdesk", "helpdesk"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=helpdesk"}, "helpdesk", "helpdesk"),
+        (
+            {"OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=triage-evals"},
+            "support_triage",
+            "triage-evals",
+        ),
+    ],
+)
+def test_the_service_and_the_phoenix_project_are_named_after_the_workflow_unless_configured(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], service: str, project: str
+) -> None:
+    from microagents._telemetry import _make_provider
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.setenv("MICROAGENTS_TRACE_STORE", "off")
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    provider = _make_provider("support_triage")
+    attributes = provider.resource.attributes
+    assert (attributes["service.name"], attributes["openinference.project.name"]) == (
+        service,
+        project,
+    )
+    provider.shutdown()
+
+
+def test_the_content_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from microagents._telemetry import content_limit_from_env
+
+    monkeypatch.delenv("MICROAGENTS_TRACE_CONTENT_LIMIT", raising=False)
+    assert content_limit_from_env() == 32_768
+    monkeypatch.setenv("MICROAGENTS_TRACE_CONTENT_LIMIT", "4096")
+    assert content_limit_from_env() == 4_096
+    for bad in ("100", "lots", "-5"):
+        monkeypatch.setenv("MICROAGENTS_TRACE_CONTENT_LIMIT", bad)
+        with pytest.raises(ma.MicroagentsError, match="MICROAGENTS_TRACE_CONTENT_LIMIT must be"):
+            content_limit_from_env()
+
+
+def test_a_streamed_model_call_is_recorded_like_any_other(
+    fake_anthropic: Any, spans: InMemorySpanExporter
+) -> None:
+    from microagents._backends import anthropic_model
+    from microagents.testing import Reply
+
+    fake_anthropic.on(Reply.tool_call("final_answer", {"category": "other", "confidence": 0.9,
+                                                       "reason": "a poem"}))  # fmt: skip
+    workflow = ma.Project(".").load_workflow("workflows/support_triage.yaml")
+    events: list[object] = []
+
+    async def main() -> ma.RunResult:
+        model = anthropic_model(api_key="test-key", base_url=fake_anthropic.base_url)
+        tracing = tracing_to(spans, capture_content=True)
+        async with Engine(model, tracing=tracing) as engine:
+            return await engine.run(
+                workflow, {"ticket": "A poem?"}, on_event=events.append, deltas=True
+            )
+
+    assert anyio.run(main).ok
+    assert fake_anthropic.requests[0].stream  # the call was streamed
+    (chat,) = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    attributes = chat.attributes or {}
+    assert chat.status.status_code.name == "OK"
+    assert attributes["openinference.span.kind"] == "LLM"
+    assert attributes["microagents.tier"] == "haiku"
+    (answer,) = assert_messages(attributes["gen_ai.output.messages"], output=True)
+    assert answer["parts"][0]["name"] == "final_answer"

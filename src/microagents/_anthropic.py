@@ -48,6 +48,7 @@ from ._model import (
     ToolUseBlock,
     Usage,
 )
+from ._sdk_spans import sdk_open_telemetry
 from ._tiers import TierTable
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class AnthropicModel:
                 base_url=self.base_url,
                 max_retries=0,  # ours, in RetryingModel; never stacked on the SDK's
                 timeout=self.timeout,
+                # One span per model call, ours: the SDK's own only when asked for.
+                open_telemetry=sdk_open_telemetry(),
             )
         return self._client
 

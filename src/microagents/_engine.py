@@ -77,7 +77,12 @@ class Engine:
         (answering from `workflow`'s agents' examples), traced to the embedded store and
         whatever ``OTEL_*`` configures unless `tracing` is None."""
         tiers = tiers or TierTable.load()
-        chosen = default_tracing() if tracing == "default" else tracing
+        # The default tracing names its service after the workflow (when nothing else does).
+        chosen = (
+            default_tracing(workflow.name if workflow is not None else None)
+            if tracing == "default"
+            else tracing
+        )
         if backend == "simulate":
             agents = workflow.agents if workflow is not None else []
             model = simulated_model(agents, tiers=tiers, latency=latency)

@@ -313,8 +313,9 @@ class WorkflowRun:
         if items and tracing is None:
             await fan_out()
         elif items and tracing is not None:
-            with tracing.fan_out_span(spec.to, len(items)):
+            with tracing.fan_out_span(spec.to, len(items)) as span:
                 await fan_out()
+                tracing.finish_fan_out(span)
         self.nodes_state[spec.to] = {"output": results, "error": None}
         self.status[spec.to] = DONE
         self._resolve(spec.to, spec.into, True)
@@ -354,6 +355,9 @@ class WorkflowRun:
         # Plain data in: a bound upstream output is a pydantic object, and an input schema
         # of `type: object` (or a tool's dict parameter) takes a mapping.
         inputs = jsonable(evaluate_value(node.inputs, context) or {})
+        tracing = self.engine.tracing
+        if tracing is not None and tracing.capture_content:
+            tracing.node_input(tracing.current(), node.kind, inputs)
         if node.agent is not None:
             assert plan_node.prepared is not None
             assert node.escalation is not None

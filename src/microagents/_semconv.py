@@ -1,8 +1,10 @@
-"""Span names and attribute keys: the OpenTelemetry GenAI conventions plus our own.
+"""Span names and attribute keys: the OpenTelemetry GenAI conventions, OpenInference's, ours.
 
 GenAI names follow the semantic conventions for GenAI spans (client and agent spans; status
-"development"); ours live under ``microagents.*``. One module, so that the tracer, the trace
-store and the viewer agree on every key.
+"development"). A few OpenInference names (span kind, input and output values, the project)
+are there because Phoenix and other OpenInference readers rely on them where the GenAI
+conventions have nothing, or nothing they read. Ours live under ``microagents.*``. One module,
+so that the tracer, the trace store and the viewer agree on every key.
 """
 
 from __future__ import annotations
@@ -41,7 +43,23 @@ OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 ERROR_TYPE: Final = "error.type"
+
+# -- OpenInference (Phoenix and other OpenInference readers) --------------------------------
+SPAN_KIND: Final = "openinference.span.kind"
+KIND_CHAIN: Final = "CHAIN"
+"""A run, a sub-workflow node, a fan-out: viewers show it as a workflow step."""
+KIND_AGENT: Final = "AGENT"
+KIND_LLM: Final = "LLM"
+KIND_TOOL: Final = "TOOL"
+INPUT_VALUE: Final = "input.value"
+INPUT_MIME_TYPE: Final = "input.mime_type"
+OUTPUT_VALUE: Final = "output.value"
+OUTPUT_MIME_TYPE: Final = "output.mime_type"
+PROJECT_NAME: Final = "openinference.project.name"
+"""A resource attribute: the Phoenix project the spans land in."""
+SERVICE_NAME: Final = "service.name"
 
 # -- ours ----------------------------------------------------------------------------------
 WORKFLOW_NAME: Final = "microagents.workflow.name"
@@ -61,6 +79,8 @@ TIER: Final = "microagents.tier"
 ESCALATION_TRIGGER: Final = "microagents.escalation.trigger"
 ESCALATION_TO: Final = "microagents.escalation.to_tier"
 ESCALATION_COUNT: Final = "microagents.escalations"
+ESCALATED: Final = "microagents.escalated"
+"""On a node span: a step of this visit climbed its ladder (the span's name ends ``⤴ tier``)."""
 COST_USD: Final = "microagents.cost_usd"
 """Absent, with `COST_UNKNOWN` set, when the model has no known price (never a false $0)."""
 COST_UNKNOWN: Final = "microagents.cost_unknown"

@@ -15,14 +15,12 @@ API is used as it is.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
-from dataclasses import asdict
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -44,8 +42,9 @@ from opentelemetry.trace import (
 )
 
 from . import _semconv as sc
+from . import _trace_content as content
 from ._compiled import CompiledNode
-from ._errors import ModelError
+from ._errors import MicroagentsError, ModelError
 from ._model import (
     Model,
     ModelRequest,
@@ -55,7 +54,8 @@ from ._model import (
     aclose_inner,
     stream_of,
 )
-from ._results import NodeRun, RunResult, jsonable
+from ._results import NodeRun, RunResult
+from ._sdk_spans import sdk_spans_enabled
 
 
 class SpanLike(Protocol):
@@ -69,6 +69,8 @@ class SpanLike(Protocol):
 
     def set_status(self, status: Status) -> None: ...
 
+    def update_name(self, name: str) -> None: ...
+
     def get_span_context(self) -> SpanContext: ...
 
 
@@ -78,6 +80,8 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 _UNSET = Status(StatusCode.UNSET)
+_OK = Status(StatusCode.OK)
+_OK_CODE = StatusCode.OK.value
 _NO_EVENTS: tuple[Event, ...] = ()
 _new_tuple = tuple.__new__
 
@@ -178,8 +182,14 @@ class _LightSpan(ReadableSpan):
 
     def set_status(self, status: Status) -> None:
         self._status = status
+        if status is _OK:  # most hops, and without Status's properties (~0.3 µs)
+            self._status_code = _OK_CODE
+            return
         self._status_code = status.status_code.value
         self._status_message = status.description
+
+    def update_name(self, name: str) -> None:
+        self._name = name
 
     def get_span_context(self) -> SpanContext:
         return self._context
@@ -274,6 +284,9 @@ class Tracing:
     tracing = Tracing(my_provider.get_tracer("microagents"), capture_content=True)
     engine = Engine(model, tracing=tracing)
     ```
+
+    With `capture_content`, every hop also records what went in and what came out, each
+    attribute cut to `content_limit` characters (see `_trace_content`).
     """
 
     def __init__(
@@ -281,12 +294,19 @@ class Tracing:
         tracer: Tracer,
         *,
         capture_content: bool = False,
+        content_limit: int = content.DEFAULT_LIMIT,
         provider: TracerProvider | None = None,
     ) -> None:
         from . import __version__
 
+        if content_limit < MIN_CONTENT_LIMIT:
+            raise MicroagentsError(
+                f"content_limit must be at least {MIN_CONTENT_LIMIT} characters, "
+                f"not {content_limit}"
+            )
         self.tracer = tracer
         self.capture_content = capture_content
+        self.content_limit = content_limit
         # By node (kept, so that its id is not reused): the span name and the attributes
         # that are the same on every visit.
         self._node_heads: dict[int, tuple[CompiledNode, str, dict[str, Any]]] = {}
@@ -299,13 +319,20 @@ class Tracing:
         )
 
     @classmethod
-    def from_provider(cls, provider: TracerProvider, *, capture_content: bool = False) -> Tracing:
+    def from_provider(
+        cls,
+        provider: TracerProvider,
+        *,
+        capture_content: bool = False,
+        content_limit: int = content.DEFAULT_LIMIT,
+    ) -> Tracing:
         """Tracing on `provider` (the fast path when it is an SDK `TracerProvider`)."""
         from . import __version__
 
         return cls(
             provider.get_tracer("microagents", __version__),
             capture_content=capture_content,
+            content_limit=content_limit,
             provider=provider,
         )
 
@@ -351,6 +378,8 @@ class Tracing:
             return nullcontext()
         return trace.use_span(NonRecordingSpan(light.get_span_context()), end_on_exit=False)
 
+    # -- runs --------------------------------------------------------------------------------
+
     def run_span(
         self,
         workflow: str,
@@ -362,6 +391,8 @@ class Tracing:
     ) -> AbstractContextManager[SpanLike]:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_WORKFLOW,
+            sc.SPAN_KIND: sc.KIND_CHAIN,
+            sc.GEN_AI_WORKFLOW_NAME: workflow,
             sc.WORKFLOW_NAME: workflow,
             sc.WORKFLOW_VERSION: version,
             sc.RUN_ID: run_id,
@@ -383,11 +414,19 @@ class Tracing:
                 sc.SIMULATED: result.simulated,
             }
         )
-        if not result.ok:
-            span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
-            span.set_attribute(sc.ERROR_TYPE, "RunFailed")
-            if result.failed_node:
-                span.set_attribute(sc.NODE_ID, result.failed_node)
+        if self.capture_content:
+            span.set_attributes(self._io(result.input, "input", "user"))
+            if result.ok:
+                span.set_attributes(self._io(result.output, "output", "assistant"))
+        if result.ok:
+            span.set_status(_OK)
+            return
+        span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
+        span.set_attribute(sc.ERROR_TYPE, "RunFailed")
+        if result.failed_node:
+            span.set_attribute(sc.NODE_ID, result.failed_node)
+
+    # -- nodes -------------------------------------------------------------------------------
 
     def node_span(
         self, node: CompiledNode, visit: int, item_index: int | None = None
@@ -401,7 +440,20 @@ class Tracing:
         attributes = {**constant, sc.NODE_VISIT: visit}
         if item_index is not None:
             attributes[sc.ITEM_INDEX] = item_index
+            name = f"{name} [{item_index}]"
+        if visit > 1:
+            name = f"{name} #{visit}"
         return self._span(name, attributes)
+
+    def node_input(self, span: SpanLike, kind: str, inputs: Any) -> None:
+        """With content capture: what a node visit was given, once its inputs are rendered."""
+        if kind == "tool":
+            text, mime = content.value(inputs, self.content_limit)
+            span.set_attributes(
+                {sc.TOOL_CALL_ARGUMENTS: text, sc.INPUT_VALUE: text, sc.INPUT_MIME_TYPE: mime}
+            )
+        else:
+            span.set_attributes(self._io(inputs, "input", "user"))
 
     def finish_node(self, span: SpanLike, run: NodeRun, kind: str = "agent") -> None:
         attempts = run.attempts
@@ -425,75 +477,114 @@ class Tracing:
         if run.status == "failed":
             span.set_status(Status(StatusCode.ERROR, run.error or "failed"))
             span.set_attribute(sc.ERROR_TYPE, "NodeError")
+            return
+        if self.capture_content:
+            if kind == "tool":
+                text, mime = content.value(run.output, self.content_limit)
+                span.set_attributes(
+                    {sc.TOOL_CALL_RESULT: text, sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: mime}
+                )
+            else:
+                span.set_attributes(self._io(run.output, "output", "assistant"))
+        span.set_status(_OK)
 
     def escalation_event(self, span: SpanLike, trigger: str, from_tier: str, to_tier: str) -> None:
+        """A climb: an event where it happened, and, on the node's span, attributes and a name
+        that a viewer's tree and list show (``invoke_agent route (router) ⤴ sonnet``)."""
         span.add_event(
             sc.EVENT_ESCALATION,
             {sc.ESCALATION_TRIGGER: trigger, sc.TIER: from_tier, sc.ESCALATION_TO: to_tier},
         )
+        span.set_attributes(
+            {sc.ESCALATED: True, sc.ESCALATION_TRIGGER: trigger, sc.ESCALATION_TO: to_tier}
+        )
+        name = getattr(span, "name", None)  # the API's spans need not tell their name
+        if isinstance(name, str):
+            span.update_name(f"{name.split(ESCALATED_MARK, 1)[0]}{ESCALATED_MARK}{to_tier}")
 
     def fan_out_span(self, node_id: str, items: int) -> AbstractContextManager[SpanLike]:
-        return self._span(f"fan_out {node_id}", {sc.NODE_ID: node_id, sc.FAN_OUT_ITEMS: items})
+        attributes = {sc.SPAN_KIND: sc.KIND_CHAIN, sc.NODE_ID: node_id, sc.FAN_OUT_ITEMS: items}
+        return self._span(f"fan_out {node_id}", attributes)
+
+    def finish_fan_out(self, span: SpanLike) -> None:
+        span.set_status(_OK)
+
+    # -- tool calls of an agent ----------------------------------------------------------------
 
     def tool_call_span(
         self, tool: str, call_id: str, arguments: Mapping[str, Any]
     ) -> AbstractContextManager[SpanLike]:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_TOOL,
+            sc.SPAN_KIND: sc.KIND_TOOL,
             sc.TOOL_NAME: tool,
             sc.TOOL_CALL_ID: call_id,
             sc.TOOL_TYPE: "function",
         }
         if self.capture_content:
-            attributes[sc.TOOL_CALL_ARGUMENTS] = _json(arguments)
+            text, mime = content.value(arguments, self.content_limit)
+            attributes[sc.TOOL_CALL_ARGUMENTS] = attributes[sc.INPUT_VALUE] = text
+            attributes[sc.INPUT_MIME_TYPE] = mime
         return self._span(f"{sc.OP_TOOL} {tool}", attributes)
 
-    def finish_tool_call(self, span: SpanLike, content: str, is_error: bool) -> None:
-        if is_error:
-            span.set_status(Status(StatusCode.ERROR, content[:500]))
-            span.set_attribute(sc.ERROR_TYPE, "ToolError")
+    def finish_tool_call(self, span: SpanLike, result: str, is_error: bool) -> None:
         if self.capture_content:
-            span.set_attribute(sc.TOOL_CALL_RESULT, content)
+            text, mime = content.value(result, self.content_limit)
+            span.set_attributes(
+                {sc.TOOL_CALL_RESULT: text, sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: mime}
+            )
+        if is_error:
+            span.set_status(Status(StatusCode.ERROR, result[:500]))
+            span.set_attribute(sc.ERROR_TYPE, "ToolError")
+        else:
+            span.set_status(_OK)
+
+    # -- content -------------------------------------------------------------------------------
+
+    def _io(self, data: Any, side: str, role: str) -> dict[str, Any]:
+        """A hop's input or output: OpenInference's value and mime type, and the same text as
+        the conventions' one message (``gen_ai.input.messages`` or ``.output.messages``)."""
+        value_key, mime_key, messages_key = _IO_KEYS[side]
+        limit = self.content_limit
+        text, mime = content.value(data, limit)
+        messages = content.text_messages(role, text, output=side == "output")
+        return {
+            value_key: text,
+            mime_key: mime,
+            messages_key: content.messages(messages, limit, role),
+        }
+
+
+MIN_CONTENT_LIMIT = 256
+_IO_KEYS = {
+    "input": (sc.INPUT_VALUE, sc.INPUT_MIME_TYPE, sc.INPUT_MESSAGES),
+    "output": (sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE, sc.OUTPUT_MESSAGES),
+}
+ESCALATED_MARK = " ⤴ "
+"""Between a node span's name and the tier its step climbed to."""
 
 
 class TracedModel:
-    """Wraps the model stack: one ``chat {model}`` span per call, child of the current hop."""
+    """Wraps the model stack: one ``chat {model}`` span per call, child of the current hop.
+
+    With the SDK's own spans turned on (`sdk_spans_enabled`), the call runs with its span as
+    the OpenTelemetry current span, so that the SDK's span of the API call is its child.
+    """
 
     def __init__(self, inner: Model, tracing: Tracing) -> None:
         self.inner = inner
         self.tracing = tracing
         self._names: dict[str, str] = {}
+        self._nest_sdk_spans = sdk_spans_enabled() and tracing._sink is not None
 
     async def aclose(self) -> None:
         await aclose_inner(self.inner)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """A streamed call in its ``chat {model}`` span, finished from the final response."""
-        attributes: dict[str, Any] = {
-            sc.OPERATION_NAME: sc.OP_CHAT,
-            sc.PROVIDER_NAME: sc.PROVIDER,
-            sc.REQUEST_MODEL: request.model,
-            sc.REQUEST_MAX_TOKENS: request.max_tokens,
-        }
-        with self.tracing._model_call_span(f"{sc.OP_CHAT} {request.model}", attributes) as span:
-            async for event in stream_of(self.inner, request):
-                if isinstance(event, StreamEnd):
-                    response = event.response
-                    span.set_attributes(
-                        {
-                            sc.RESPONSE_MODEL: response.model,
-                            sc.RESPONSE_FINISH_REASONS: (response.stop_reason,),
-                            sc.USAGE_INPUT_TOKENS: response.usage.total_input_tokens,
-                            sc.USAGE_OUTPUT_TOKENS: response.usage.output_tokens,
-                            **_cost(response),
-                        }
-                    )
-                yield event
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
+    def _span(self, request: ModelRequest) -> AbstractContextManager[SpanLike]:
         tracing = self.tracing
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_CHAT,
+            sc.SPAN_KIND: sc.KIND_LLM,
             sc.PROVIDER_NAME: sc.PROVIDER,
             sc.REQUEST_MODEL: request.model,
             sc.REQUEST_MAX_TOKENS: request.max_tokens,
@@ -507,65 +598,104 @@ class TracedModel:
         if request.output_format is not None:
             attributes[sc.OUTPUT_TYPE] = "json"
         if tracing.capture_content:
+            limit = tracing.content_limit
             if request.system:
-                attributes[sc.SYSTEM_INSTRUCTIONS] = request.system
-            attributes[sc.INPUT_MESSAGES] = _json(
-                [
-                    {"role": m.role, "parts": [asdict(b) for b in m.content]}
-                    for m in request.messages
-                ]
-            )
+                system = content.system_instructions(request.system)
+                attributes[sc.SYSTEM_INSTRUCTIONS] = content.messages(system, limit, "system")
+            messages = content.messages(content.input_messages(request.messages), limit)
+            attributes[sc.INPUT_MESSAGES] = attributes[sc.INPUT_VALUE] = messages
+            attributes[sc.INPUT_MIME_TYPE] = content.JSON_MIME
         name = self._names.get(request.model)
         if name is None:
             name = self._names[request.model] = f"{sc.OP_CHAT} {request.model}"
-        with tracing._model_call_span(name, attributes) as span:
+        return tracing._model_call_span(name, attributes)
+
+    def _finish(self, span: SpanLike, response: ModelResponse) -> None:
+        usage = response.usage
+        finished: dict[str, Any] = {
+            sc.RESPONSE_MODEL: response.model,
+            sc.RESPONSE_FINISH_REASONS: (response.stop_reason,),
+            sc.USAGE_INPUT_TOKENS: usage.total_input_tokens,
+            sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            sc.USAGE_CACHE_READ: usage.cache_read_input_tokens,
+            sc.USAGE_CACHE_CREATION: usage.cache_creation_input_tokens,
+            sc.PROMPT_CACHE_HIT_RATE: usage.cache_hit_rate,
+            **_cost(response),
+            sc.CACHE_HIT: response.cached,
+            sc.SIMULATED: response.simulated,
+            sc.ATTEMPTS: response.attempts,
+        }
+        if response.request_id:
+            finished[sc.RESPONSE_ID] = response.request_id
+        for warning in response.warnings:
+            span.add_event(sc.EVENT_MODEL_WARNING, {"message": warning})
+        if response.rate_limit_wait:
+            finished[sc.RATE_LIMIT_WAIT] = response.rate_limit_wait
+            span.add_event(sc.EVENT_RATE_LIMIT_WAIT, {"seconds": response.rate_limit_wait})
+        tracing = self.tracing
+        if tracing.capture_content:
+            answer = content.output_messages(response.content, response.stop_reason)
+            messages = content.messages(answer, tracing.content_limit, "assistant")
+            finished[sc.OUTPUT_MESSAGES] = finished[sc.OUTPUT_VALUE] = messages
+            finished[sc.OUTPUT_MIME_TYPE] = content.JSON_MIME
+        span.set_attributes(finished)
+        span.set_status(_OK)
+
+    @staticmethod
+    def _failed(span: SpanLike, error: ModelError) -> None:
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
+        span.add_event(
+            "exception", {"exception.type": type(error).__name__, "exception.message": str(error)}
+        )
+
+    @staticmethod
+    def _as_current(span: SpanLike) -> AbstractContextManager[Any]:
+        # Our light call span is never made current (it has no child hops): only when the
+        # SDK's own spans are on does the call need it as the OpenTelemetry current span.
+        return trace.use_span(NonRecordingSpan(span.get_span_context()), end_on_exit=False)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """A streamed call in its ``chat {model}`` span, finished from the final response."""
+        with self._span(request) as span:
+            current = self._as_current(span) if self._nest_sdk_spans else nullcontext()
             try:
-                response = await self.inner.complete(request)
+                with current:
+                    async for event in stream_of(self.inner, request):
+                        if isinstance(event, StreamEnd):
+                            self._finish(span, event.response)
+                        yield event
             except ModelError as error:
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
-                span.add_event(
-                    "exception",
-                    {"exception.type": type(error).__name__, "exception.message": str(error)},
-                )
+                self._failed(span, error)
                 raise
-            usage = response.usage
-            finished: dict[str, Any] = {
-                sc.RESPONSE_MODEL: response.model,
-                sc.RESPONSE_FINISH_REASONS: (response.stop_reason,),
-                sc.USAGE_INPUT_TOKENS: usage.total_input_tokens,
-                sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
-                sc.USAGE_CACHE_READ: usage.cache_read_input_tokens,
-                sc.USAGE_CACHE_CREATION: usage.cache_creation_input_tokens,
-                sc.PROMPT_CACHE_HIT_RATE: usage.cache_hit_rate,
-                **_cost(response),
-                sc.CACHE_HIT: response.cached,
-                sc.SIMULATED: response.simulated,
-                sc.ATTEMPTS: response.attempts,
-            }
-            if response.request_id:
-                finished[sc.RESPONSE_ID] = response.request_id
-            for warning in response.warnings:
-                span.add_event(sc.EVENT_MODEL_WARNING, {"message": warning})
-            if response.rate_limit_wait:
-                finished[sc.RATE_LIMIT_WAIT] = response.rate_limit_wait
-                span.add_event(sc.EVENT_RATE_LIMIT_WAIT, {"seconds": response.rate_limit_wait})
-            if tracing.capture_content:
-                finished[sc.OUTPUT_MESSAGES] = _json(
-                    [{"role": "assistant", "parts": [asdict(b) for b in response.content]}]
-                )
-            span.set_attributes(finished)
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        with self._span(request) as span:
+            try:
+                if self._nest_sdk_spans:
+                    with self._as_current(span):
+                        response = await self.inner.complete(request)
+                else:
+                    response = await self.inner.complete(request)
+            except ModelError as error:
+                self._failed(span, error)
+                raise
+            self._finish(span, response)
             return response
 
 
 def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
-    """A node span's name and the attributes that are the same on every visit."""
+    """A node span's name and the attributes that are the same on every visit.
+
+    The name says which node (``invoke_agent extract_billing (extractor)``): a workflow may
+    run one agent at several nodes, and a reader looks for the node.
+    """
     kind, target = node.kind, node.target
-    operation = {"agent": sc.OP_AGENT, "tool": sc.OP_TOOL}.get(kind, sc.OP_WORKFLOW)
-    name_key = {"agent": sc.AGENT_NAME, "tool": sc.TOOL_NAME}.get(kind, sc.WORKFLOW_NAME)
+    operation, name_key, span_kind = _NODE_KINDS.get(kind, _NODE_KINDS["workflow"])
     name = target.split("@", 1)[0]
     attributes: dict[str, Any] = {
         sc.OPERATION_NAME: operation,
+        sc.SPAN_KIND: span_kind,
         name_key: name,
         sc.NODE_KIND: kind,
         sc.NODE_ID: node.id,
@@ -574,14 +704,18 @@ def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
         attributes[sc.AGENT_ID] = target
     elif kind == "tool":
         attributes[sc.TOOL_TYPE] = "function"
-    return f"{operation} {name}", attributes
+    label = node.id if name == node.id else f"{node.id} ({name})"
+    return f"{operation} {label}", attributes
+
+
+_NODE_KINDS: dict[str, tuple[str, str, str]] = {
+    "agent": (sc.OP_AGENT, sc.AGENT_NAME, sc.KIND_AGENT),
+    "tool": (sc.OP_TOOL, sc.TOOL_NAME, sc.KIND_TOOL),
+    "workflow": (sc.OP_WORKFLOW, sc.WORKFLOW_NAME, sc.KIND_CHAIN),
+}
 
 
 def _cost(response: ModelResponse) -> dict[str, Any]:
     if response.cost_usd is None:
         return {sc.COST_UNKNOWN: True}
     return {sc.COST_USD: response.cost_usd}
-
-
-def _json(value: Any) -> str:
-    return json.dumps(jsonable(value), ensure_ascii=False, default=str)
