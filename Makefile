@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_SYSTEM_CERTS=1 $(BIN)/uv
 SYNC := $(UV) sync --locked --quiet
 
-.PHONY: setup run test lint typecheck bench bench-quick upgrade-deps clean
+.PHONY: setup run test lint typecheck bench bench-quick viewer-check upgrade-deps clean
 
 $(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ bench-quick: $(STAMP)
 	$(SYNC) --extra dev --extra bench
 	$(BIN)/python -m bench --quick
 
+## What Arize Phoenix, a real trace viewer, shows of two runs (not part of the test suite:
+## Phoenix is ~1 GB and pins its own OpenTelemetry, so it gets a virtual environment of its own).
+PHOENIX_VENV := .venv-phoenix
+viewer-check: $(STAMP)
+	test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet 'arize-phoenix==20.26.1'
+	$(BIN)/python -m bench.phoenix_check --phoenix-python $(PHOENIX_VENV)/bin/python
+
 ## The maintainer's routine: move every pin to the newest release the ranges in pyproject.toml
 ## allow, then prove the new set with the whole suite and the benchmarks before committing
 ## uv.lock. A failure here is the signal to fix (or to bound a range), not to skip.
@@ -60,4 +68,4 @@ upgrade-deps: $(STAMP)
 	$(MAKE) bench-quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PHOENIX_VENV) .mypy_cache .ruff_cache .pytest_cache

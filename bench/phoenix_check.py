@@ -1,7 +1,8 @@
 """What a real trace viewer shows of our runs: Arize Phoenix, local, on loopback only.
 
 Phoenix pins its own versions of OpenTelemetry and much else, so it goes in a virtual
-environment of its own; this script (run with the project's) starts it from there:
+environment of its own; this script (run with the project's) starts it from there. `make
+viewer-check` does all of it; by hand:
 
     python3 -m venv /tmp/phoenix-venv
     /tmp/phoenix-venv/bin/pip install 'arize-phoenix==20.26.1'
