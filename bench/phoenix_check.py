@@ -96,9 +96,16 @@ class Report:
 # -- the fake Anthropic API, scripted like the models would answer ------------------------
 
 
-def answer(output: dict[str, Any]) -> Reply:
-    """A structured answer, as a call of the answer tool (whatever the tool choice)."""
-    return Reply.tool_call("final_answer", output)
+def answer(output: dict[str, Any]) -> Callable[[ReceivedRequest], Reply]:
+    """A structured answer as the model would give it: JSON text when the request asks for
+    native structured output, else a call of the answer tool (forced or among others)."""
+
+    def reply(request: ReceivedRequest) -> Reply:
+        if request.output_schema is not None or request.forced_tool_name is not None:
+            return Reply.structured(output)
+        return Reply.tool_call("final_answer", output)
+
+    return reply
 
 
 def script(server: FakeAnthropicServer) -> None:
@@ -110,7 +117,7 @@ def script(server: FakeAnthropicServer) -> None:
                 "confidence": 0.45 if unsure else 0.95,
                 "reason": "A duplicate charge on an order, and a refund asked for.",
             }
-        )
+        )(request)
 
     server.on(route, system_contains="routing step")
     record = {"order_id": "A-20931", "amount": 49.99, "currency": "USD", "reason": "duplicate"}
@@ -132,8 +139,8 @@ def script(server: FakeAnthropicServer) -> None:
         reviews.append(True)
         if len(reviews) == 1:  # the first query is sent back: the writer runs again
             reasons = ["Check that the date range covers the whole of March."]
-            return answer({"valid": False, "reasons": reasons, "confidence": 0.7})
-        return answer({"valid": True, "reasons": [], "confidence": 0.95})
+            return answer({"valid": False, "reasons": reasons, "confidence": 0.7})(request)
+        return answer({"valid": True, "reasons": [], "confidence": 0.95})(request)
 
     server.on(review, system_contains="strict reviewer of SQL")
 
@@ -315,13 +322,17 @@ def check_run(base: str, run: Run, report: Report) -> dict[str, Any]:
         and all(a.get("llm.input_messages.1.message.content") for a in llm),
         f"the {len(llm)} LLM spans show the system prompt and the user prompt",
     )
+    calls = [
+        a.get("llm.output_messages.0.message.tool_calls.0.tool_call.function.name") for a in llm
+    ]
+    texts = [str(a.get("llm.output_messages.0.message.content", "")) for a in llm]
     report.check(
-        all(
-            a.get("llm.output_messages.0.message.tool_calls.0.tool_call.function.name")
-            == "final_answer"
-            for a in llm
-        ),
-        "the LLM spans show the tool call (final_answer) in their output",
+        bool(llm)
+        and all(c == "final_answer" or t.startswith("{") for c, t in zip(calls, texts, strict=True))
+        and "final_answer" in calls
+        and any(t.startswith("{") for t in texts),
+        "the LLM spans show the answer in their output: the answer tool's call "
+        "(extractors), the native JSON (the others)",
     )
     for kind in ("CHAIN", "AGENT", "TOOL"):
         hops = [flat(span["attributes"]) for span in by_kind.get(kind, [])]

@@ -44,7 +44,9 @@ def stable(text: str) -> str:
     text = re.sub(r"\b[0-9a-f]{8}-\d+\b", "<run-id>", text)
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<time>", text)
     text = re.sub(r"\b\d+(\.\d+)?(ms|s|µs)\b", "<dur>", text)
-    return re.sub(r"[█·]{8,}", "<bar>", text)  # timeline bars, not the · separators
+    text = re.sub(r"[█·]{8,}", "<bar>", text)  # timeline bars, not the · separators
+    # A masked duration's width sets its column's: one gap between columns, whatever they are.
+    return re.sub(r"(?<=[^\s│]) {2,}(?=\S)", "  ", text)
 
 
 def test_trace_show_renders_a_simulated_triage_run(

@@ -77,6 +77,10 @@ def input_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                     converted.append({"role": message.role, "parts": parts})
                     parts = []
                 converted.append({"role": "tool", "parts": [_part(block)]})
+            elif isinstance(block, TextBlock) and parts and parts[-1].get("type") == "text":
+                # A prompt sent as its cached opening and the rest is one text to the model,
+                # and one to a reader.
+                parts[-1] = {"type": "text", "content": parts[-1]["content"] + block.text}
             else:
                 parts.append(_part(block))
         if parts:
