@@ -61,8 +61,12 @@ def direct(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
     path = tmp_path_factory.mktemp("analytical") / "shop.duckdb"
     _shop_script().write_duckdb(path)
-    database = ma.SqlDatabase(f"duckdb:///{path}", row_limit=10_000)
-    return database, database.connection()._connection.cursor()  # type: ignore[attr-defined]
+    import duckdb
+
+    # Queries run in the database's worker processes; this process reads it read-only too.
+    return ma.SqlDatabase(f"duckdb:///{path}", row_limit=10_000), duckdb.connect(
+        str(path), read_only=True
+    )
 
 
 @pytest.mark.parametrize("direct", ["sqlite", "duckdb"], indirect=True)

@@ -1,18 +1,24 @@
-"""Read-only connections by URL, each query under a timeout and a row limit.
+"""Read-only database engines by URL, each query bounded in time, memory and result size.
 
     sqlite:///relative/path.db   sqlite:////absolute/path.db   (or a path ending .db/.sqlite)
     duckdb:///relative/path.duckdb                             (or a path ending .duckdb)
     postgresql://user:password@host:5432/dbname                (extra: microagents[postgres])
 
-Every engine is made read-only by its own means, beneath the guard, so that a statement the
-guard let through by mistake still cannot write:
+`locate` reads a URL (in the caller's process); `open_engine` opens the engine, inside a worker
+process (`_sql_worker`), where every query runs. Each engine is made read-only by its own
+means, beneath the guard, so that a statement the guard let through by mistake still cannot
+write, and bounded by its own settings (`SqlLimits`):
 
-- SQLite: opened with ``mode=ro``, ``PRAGMA query_only``, and an authorizer that allows only
-  reading (no ATTACH, no PRAGMA, no writes); a progress handler ends a query at its deadline.
-- DuckDB: ``read_only=True`` with external access (files, network, extensions) and Python
-  replacement scans off, and the configuration locked; a timer interrupts a query at its
+- SQLite: opened with ``mode=ro``, ``PRAGMA query_only``, an authorizer that allows only
+  reading and the allow-listed functions (no ATTACH, no PRAGMA, no writes, no
+  ``fts3_tokenizer``), connection limits (the longest value, SQL length, compound terms...),
+  a heap limit, temporary tables in memory, and a progress handler that ends a query at its
   deadline.
-- PostgreSQL: each query in its own ``READ ONLY`` transaction with a ``statement_timeout``.
+- DuckDB: ``read_only=True`` with external access (files, network, extensions) and Python
+  replacement scans off, ``memory_limit``, ``threads`` and ``max_temp_directory_size`` set
+  and the configuration locked; a timer interrupts a query at its deadline.
+- PostgreSQL: each query in its own ``READ ONLY`` transaction with ``statement_timeout``,
+  ``work_mem`` and ``temp_file_limit``, its rows read through a server-side cursor.
 """
 
 from __future__ import annotations
@@ -20,22 +26,29 @@ from __future__ import annotations
 import datetime
 import decimal
 import importlib
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ._errors import SqlDatabaseError
-from ._sql_functions import Dialect
+from ._sql_functions import SQLITE_ENGINE_FUNCTIONS, Dialect
+from ._sql_limits import SqlLimits
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 PROGRESS_STEPS = 1_000
 """SQLite virtual-machine steps between deadline checks (a few microseconds of work)."""
+SCHEMA_TIMEOUT = 30.0
+"""Seconds reading the schema may take."""
+
+Cut = Literal["rows", "bytes"] | None
+"""Why a result has fewer rows than the query gave: the row limit, the byte limit, or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +68,11 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """What a query returned: column names, at most `row_limit` rows, and whether more were."""
+    """What a query returned: column names, the rows that fit, and why the others were cut."""
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
-    truncated: bool
+    cut: Cut = None
 
 
 class Connection(Protocol):
@@ -76,20 +89,30 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-def connect(url: str) -> Connection:
-    """Open the database at `url` read-only; raise `SqlDatabaseError` (MA610/MA611) if not."""
+def locate(url: str) -> tuple[Dialect, str]:
+    """The dialect of `url` and what opens it (a file's absolute path, or the URL); raise
+    `SqlDatabaseError` (MA610/MA611) if the URL is not understood or the file is missing."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("postgres", "postgresql"):
-        return _Postgres(url)
+        return "postgres", url
     if scheme == "sqlite" or (not scheme and url.lower().endswith(SQLITE_SUFFIXES)):
-        return _Sqlite(_file_path(url, "sqlite"))
+        return "sqlite", str(_file_path(url, "sqlite").resolve())
     if scheme == "duckdb" or (not scheme and url.lower().endswith(DUCKDB_SUFFIXES)):
-        return _DuckDB(_file_path(url, "duckdb"))
+        return "duckdb", str(_file_path(url, "duckdb").resolve())
     raise SqlDatabaseError(
         "MA610",
         f"cannot tell which database '{url}' is; use sqlite:///path.db, duckdb:///path.duckdb "
         "or postgresql://user@host/dbname",
     )
+
+
+def open_engine(dialect: Dialect, target: str, limits: SqlLimits) -> Connection:
+    """Open the database `locate` found, read-only and bounded by `limits`."""
+    if dialect == "sqlite":
+        return _Sqlite(Path(target), limits)
+    if dialect == "duckdb":
+        return _DuckDB(Path(target), limits)
+    return _Postgres(target, limits)
 
 
 def _file_path(url: str, scheme: str) -> Path:
@@ -125,86 +148,115 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _rows(cursor: Any, row_limit: int) -> Rows:
-    columns = tuple(str(d[0]) for d in cursor.description or ())
-    fetched = cursor.fetchmany(row_limit + 1)
-    rows = tuple(tuple(plain(v) for v in row) for row in fetched[:row_limit])
-    return Rows(columns, rows, len(fetched) > row_limit)
+def collect(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], row_limit: int, result_bytes: int
+) -> Rows:
+    """The first rows of `rows` that fit in `row_limit` rows and `result_bytes` bytes of JSON;
+    rows are read one at a time, so that what is not returned is never held."""
+    kept: list[tuple[Any, ...]] = []
+    size = 2  # the brackets of the list; each row adds itself and a separator, ", "
+    cut: Cut = None
+    for row in rows:
+        if len(kept) == row_limit:
+            cut = "rows"
+            break
+        values = tuple(plain(v) for v in row)
+        size += len(json.dumps(values, ensure_ascii=False)) + 2
+        if size > result_bytes:
+            cut = "bytes"
+            break
+        kept.append(values)
+    return Rows(tuple(columns), tuple(kept), cut)
+
+
+def _names(description: Sequence[Sequence[Any]] | None) -> tuple[str, ...]:
+    return tuple(str(d[0]) for d in description or ())
 
 
 # -- SQLite ------------------------------------------------------------------------------
 
 
 # Reading is all a guarded query needs; everything else (ATTACH, PRAGMA, any write, creating
-# a temp table) is denied at prepare time.
-_SQLITE_READ_ACTIONS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, 33}  # 33: RECURSIVE
-)
+# a temp table) is denied at prepare time, and so is every function SQLite would resolve
+# outside the allow-list, whether or not the statement passed the guard.
+_SQLITE_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, 33})  # RECURSIVE
 
 
-def _sqlite_authorizer(action: int, *_: Any) -> int:
+def _sqlite_authorizer(action: int, _: str | None, name: str | None, *__: Any) -> int:
+    if action == sqlite3.SQLITE_FUNCTION:
+        allowed = (name or "").lower() in SQLITE_ENGINE_FUNCTIONS
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK if action in _SQLITE_READ_ACTIONS else sqlite3.SQLITE_DENY
 
 
 class _Sqlite:
     dialect: Dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
-        self.uri = path.resolve().as_uri() + "?mode=ro"
-        self._open().close()  # fail now, at configuration time, if the file is not a database
-
-    def _open(self) -> sqlite3.Connection:
-        # One connection per query: a sqlite3 connection must not be shared across threads
-        # while it runs, and opening one costs far less than a model call.
+    def __init__(self, path: Path, limits: SqlLimits) -> None:
+        self.uri = path.as_uri() + "?mode=ro"
+        self.limits = limits
         try:
-            connection = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
+            connection = sqlite3.connect(self.uri, uri=True)
+            # The heap limit is the process's (the worker's own); temporary tables and sorts
+            # stay in memory under it rather than in files.
+            connection.execute(f"PRAGMA hard_heap_limit = {limits.memory_bytes // 2}")
+            connection.execute("PRAGMA temp_store = MEMORY")
             connection.execute("PRAGMA query_only = 1")
-            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            self._tables = self._read_tables(connection)
         except sqlite3.Error as exc:
             raise SqlDatabaseError(
                 "MA611", f"cannot open SQLite database {self.uri}: {exc}"
             ) from None
-        return connection
+        for limit, value in limits.sqlite_limits().items():
+            connection.setlimit(limit, value)
+        connection.set_authorizer(_sqlite_authorizer)
+        self._connection = connection
+
+    @staticmethod
+    def _read_tables(connection: sqlite3.Connection) -> tuple[Table, ...]:
+        # Before the authorizer, which denies the pragma functions read here.
+        names = [
+            r[0]
+            for r in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        found = []
+        for name in names:
+            foreign = connection.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,))
+            keys = {row[3]: f"{row[2]}.{row[4]}" for row in foreign}
+            columns = tuple(
+                Column(row[1], row[2] or "ANY", bool(row[5]), keys.get(row[1]))
+                for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))
+            )
+            found.append(Table(name, columns))
+        return tuple(found)
 
     def tables(self) -> tuple[Table, ...]:
-        connection = self._open()
-        try:
-            names = [
-                r[0]
-                for r in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
-            found = []
-            for name in names:
-                foreign = connection.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,))
-                keys = {row[3]: f"{row[2]}.{row[4]}" for row in foreign}
-                columns = tuple(
-                    Column(row[1], row[2] or "ANY", bool(row[5]), keys.get(row[1]))
-                    for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))
-                )
-                found.append(Table(name, columns))
-            return tuple(found)
-        finally:
-            connection.close()
+        return self._tables
 
     def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        connection = self._open()
         deadline = time.monotonic() + timeout
-        connection.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_STEPS)
-        connection.set_authorizer(_sqlite_authorizer)
+        self._connection.set_progress_handler(
+            lambda: int(time.monotonic() > deadline), PROGRESS_STEPS
+        )
         try:
-            return _rows(connection.execute(sql, dict(params)), row_limit)
+            cursor = self._connection.execute(sql, dict(params))
+            return collect(_names(cursor.description), cursor, row_limit, self.limits.result_bytes)
+        except MemoryError:
+            raise over_limit("SQLite: out of memory", self.limits) from None
         except sqlite3.Error as exc:
             if time.monotonic() > deadline and "interrupted" in str(exc):
-                raise _timed_out(timeout) from None
+                raise timed_out(timeout) from None
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG":
+                raise over_limit(f"SQLite: {exc}", self.limits) from None
             raise SqlDatabaseError("MA613", f"SQLite: {exc}") from None
         finally:
-            connection.close()
+            self._connection.set_progress_handler(None, 0)
 
     def close(self) -> None:
-        """Nothing stays open between queries."""
+        self._connection.close()
 
 
 # -- DuckDB ------------------------------------------------------------------------------
@@ -222,23 +274,19 @@ _DUCKDB_CONFIG = {
 class _DuckDB:
     dialect: Dialect = "duckdb"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: SqlLimits) -> None:
         duckdb = _import("duckdb", "duckdb")
+        self.limits = limits
+        config = {**limits.duckdb_config(), **_DUCKDB_CONFIG}
         try:
-            self._connection = duckdb.connect(str(path), read_only=True, config=_DUCKDB_CONFIG)
+            self._connection = duckdb.connect(str(path), read_only=True, config=config)
         except duckdb.Error as exc:
             raise SqlDatabaseError("MA611", f"cannot open DuckDB database {path}: {exc}") from None
         self._error: type[Exception] = duckdb.Error
-        self._lock = threading.Lock()
-
-    def _cursor(self) -> Any:
-        # A cursor per query: DuckDB connections are not safe to share between threads, and
-        # making a cursor is (so it is done under a lock).
-        with self._lock:
-            return self._connection.cursor()
+        self._out_of_memory: type[Exception] = duckdb.OutOfMemoryException
 
     def tables(self) -> tuple[Table, ...]:
-        cursor = self._cursor()
+        cursor = self._connection.cursor()
         try:
             listed = cursor.execute(
                 "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -267,16 +315,19 @@ class _DuckDB:
         return tuple(Table(name, tuple(columns)) for name, columns in grouped.items())
 
     def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        cursor = self._cursor()
+        cursor = self._connection.cursor()
         timer = threading.Timer(timeout, cursor.interrupt)
         timer.start()
         started = time.monotonic()
         try:
             cursor.execute(sql, dict(params) if params else None)
-            return _rows(cursor, row_limit)
+            rows = iter(cursor.fetchone, None)
+            return collect(_names(cursor.description), rows, row_limit, self.limits.result_bytes)
+        except (MemoryError, self._out_of_memory) as exc:
+            raise over_limit(f"DuckDB: {str(exc).splitlines()[0]}", self.limits) from None
         except self._error as exc:
             if time.monotonic() - started >= timeout and "nterrupt" in str(exc):
-                raise _timed_out(timeout) from None
+                raise timed_out(timeout) from None
             raise SqlDatabaseError("MA613", f"DuckDB: {exc}") from None
         finally:
             timer.cancel()
@@ -292,54 +343,74 @@ class _DuckDB:
 class _Postgres:
     dialect: Dialect = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: SqlLimits) -> None:
         self._psycopg = _import("psycopg", "postgres")
         self.url = url
+        self.limits = limits
 
     def _run(self, work: Callable[[Any], Any], timeout: float) -> Any:
         psycopg = self._psycopg
         try:
             with psycopg.connect(self.url, autocommit=False) as connection:
                 connection.read_only = True
-                with connection.transaction(), connection.cursor() as cursor:
-                    # Both SETs apply to this transaction only, and it ends with the query.
-                    cursor.execute("SET TRANSACTION READ ONLY")
-                    cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                    return work(cursor)
+                with connection.transaction():
+                    # Each SET LOCAL applies to this transaction only, and it ends with the query.
+                    settings = self.limits.postgres_settings(timeout)
+                    temp_file_limit = settings.pop("temp_file_limit")
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET TRANSACTION READ ONLY")
+                        for name, value in settings.items():
+                            cursor.execute(f"SET LOCAL {name} = '{value}'")
+                    try:
+                        # Only a superuser, or a role granted SET on it, may lower it here;
+                        # otherwise set it on the role (see docs/sql.md). In a savepoint, so
+                        # that the refusal does not end the transaction.
+                        with connection.transaction(), connection.cursor() as cursor:
+                            cursor.execute(f"SET LOCAL temp_file_limit = '{temp_file_limit}'")
+                    except psycopg.errors.InsufficientPrivilege:
+                        pass
+                    return work(connection)
         except psycopg.errors.QueryCanceled:
-            raise _timed_out(timeout) from None
+            raise timed_out(timeout) from None
+        except (MemoryError, psycopg.errors.OutOfMemory, psycopg.errors.DiskFull) as exc:
+            raise over_limit(f"PostgreSQL: {exc}", self.limits) from None
         except psycopg.OperationalError as exc:
             raise SqlDatabaseError("MA611", f"PostgreSQL: cannot connect: {exc}") from None
         except psycopg.Error as exc:
             raise SqlDatabaseError("MA613", f"PostgreSQL: {exc}") from None
 
     def tables(self) -> tuple[Table, ...]:
-        def read(cursor: Any) -> tuple[Table, ...]:
-            cursor.execute(
-                "SELECT c.table_name, c.column_name, c.data_type, "
-                "  EXISTS (SELECT 1 FROM information_schema.key_column_usage k "
-                "    JOIN information_schema.table_constraints t "
-                "      ON t.constraint_name = k.constraint_name "
-                "    WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_name = c.table_name "
-                "      AND k.column_name = c.column_name) "
-                "FROM information_schema.columns c WHERE c.table_schema = 'public' "
-                "ORDER BY c.table_name, c.ordinal_position"
-            )
-            grouped: dict[str, list[Column]] = {}
-            for table, column, data_type, key in cursor.fetchall():
-                grouped.setdefault(table, []).append(Column(column, data_type, bool(key)))
+        def read(connection: Any) -> tuple[Table, ...]:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT c.table_name, c.column_name, c.data_type, "
+                    "  EXISTS (SELECT 1 FROM information_schema.key_column_usage k "
+                    "    JOIN information_schema.table_constraints t "
+                    "      ON t.constraint_name = k.constraint_name "
+                    "    WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_name = c.table_name "
+                    "      AND k.column_name = c.column_name) "
+                    "FROM information_schema.columns c WHERE c.table_schema = 'public' "
+                    "ORDER BY c.table_name, c.ordinal_position"
+                )
+                grouped: dict[str, list[Column]] = {}
+                for table, column, data_type, key in cursor.fetchall():
+                    grouped.setdefault(table, []).append(Column(column, data_type, bool(key)))
             return tuple(Table(name, tuple(columns)) for name, columns in grouped.items())
 
-        found: tuple[Table, ...] = self._run(read, 30.0)
+        found: tuple[Table, ...] = self._run(read, SCHEMA_TIMEOUT)
         return found
 
     def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        def read(cursor: Any) -> Rows:
-            if params:
-                cursor.execute(pyformat(sql), dict(params))
-            else:
-                cursor.execute(sql)
-            return _rows(cursor, row_limit)
+        def read(connection: Any) -> Rows:
+            # A server-side cursor: rows arrive as they are read, not the whole result at once.
+            with connection.cursor(name="microagents_query") as cursor:
+                if params:
+                    cursor.execute(pyformat(sql), dict(params))
+                else:
+                    cursor.execute(sql)
+                return collect(
+                    _names(cursor.description), cursor, row_limit, self.limits.result_bytes
+                )
 
         rows: Rows = self._run(read, timeout)
         return rows
@@ -365,11 +436,22 @@ def _import(module: str, extra: str) -> Any:
         ) from None
 
 
-def _timed_out(timeout: float) -> SqlDatabaseError:
+def timed_out(timeout: float) -> SqlDatabaseError:
+    """MA612: the query ran past its deadline."""
     return SqlDatabaseError(
         "MA612",
         f"the query ran longer than {timeout:g} s and was stopped; simplify it (fewer joins, "
         "filter earlier, aggregate instead of listing)",
+    )
+
+
+def over_limit(detail: str, limits: SqlLimits) -> SqlDatabaseError:
+    """MA615: the query needed more memory, or a longer value, than the limits allow."""
+    return SqlDatabaseError(
+        "MA615",
+        f"{detail}: the query went over this database's limits (values up to "
+        f"{limits.value_bytes:,} bytes, {limits.memory_bytes // (1 << 20):,} MiB of memory); "
+        "aggregate or filter instead of building large values or intermediate results",
     )
 
 
