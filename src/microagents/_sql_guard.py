@@ -81,28 +81,33 @@ def guard_sql(
     allowed = {name.lower() for name in allowed_tables} if allowed_tables is not None else None
     walker = _Walker(dialect, known, allowed)
     root = _parse(sql, dialect)
+    scoped = tuple(scope) if scope else None
     try:
         tables = walker.walk(root)
         if scope is not None or allowed is not None:
             _refuse_ctes_named_like_tables(root, set(known) | (allowed or set()))
         params = scope_parameters(scope) if scope else {}
-        columns_scoped = tuple(scope) if scope else None
-        if columns_scoped is None:
-            expected = _generate(root, dialect)
-        else:
-            normal = root.copy()
-            for table in walker.walk(normal):
-                table.replace(unscoped(table))
-            expected = _generate(normal, dialect)
-            scope_tables(tables, columns_scoped, known)
+        expected = None
+        if scoped is not None:
+            expected = _generate(_as_compared(root, walker), dialect)
+            scope_tables(tables, scoped, known)
         text = _generate(root, dialect)
-        verify(text, expected, dialect, columns_scoped, walker.walk)
+        verify(text, expected or text, dialect, scoped, walker.walk)
     except RecursionError:
         raise _too_deep() from None
     # A parameter the SQL does not use is an error to DuckDB: bind only when a table is scoped.
     return GuardedQuery(
         text, params if tables else {}, tuple(dict.fromkeys(t.name.lower() for t in tables))
     )
+
+
+def _as_compared(root: exp.Query, walker: _Walker) -> exp.Query:
+    """A copy of the checked tree as the SQL that runs must parse back to, once its scoping
+    subqueries are turned back into table references (`_sql_scope.verify`)."""
+    copy = root.copy()
+    for table in walker.walk(copy):
+        table.replace(unscoped(table))
+    return copy
 
 
 def _parse(sql: str, dialect: Dialect) -> exp.Query:

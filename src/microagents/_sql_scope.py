@@ -113,7 +113,8 @@ def _scoped(table: exp.Table, columns: Sequence[str]) -> exp.Subquery:
     from sqlglot import exp
 
     source = exp.Table(this=table.this.copy(), db=_copied(table.args.get("db")))
-    scoped = exp.Subquery(this=_filtered(source, columns), alias=unscoped(table).args["alias"])
+    alias = _copied(table.args.get("alias")) or exp.TableAlias(this=table.this.copy())
+    scoped = exp.Subquery(this=_filtered(source, columns), alias=alias)
     for clause in CARRIED:
         scoped.set(clause, table.args.get(clause))
     return scoped
@@ -128,7 +129,10 @@ def _filtered(source: exp.Table, columns: Sequence[str]) -> exp.Select:
             for column in columns
         )
     )
-    return exp.select("*").from_(source).where(condition)
+    # Built, not parsed: exp.select("*") would parse "*" once per table reference.
+    return exp.Select(
+        expressions=[exp.Star()], from_=exp.From(this=source), where=exp.Where(this=condition)
+    )
 
 
 def _restore_tables(ran: exp.Expr, columns: Sequence[str], dialect: Dialect) -> set[int]:
