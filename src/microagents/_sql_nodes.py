@@ -82,7 +82,7 @@ def clause_args() -> dict[NodeType, frozenset[str]]:
         exp.Star: clauses("except_ replace rename"),
         exp.In: clauses("this expressions query"),
         exp.Pivot: clauses(
-            "expressions fields unpivot alias columns include_nulls default_on_null "
+            "expressions fields group unpivot alias columns include_nulls default_on_null "
             "identify_pivot_strings prefixed_pivot_columns pivot_column_naming "
             "value_columns_first"
         ),

@@ -262,8 +262,8 @@ def _make_tools(database: SqlDatabase | None) -> tuple[Tool, Tool]:
         """Run one read-only SQL query (SELECT, or WITH ... SELECT) and get its rows as JSON.
 
         Refused before it runs: more than one statement, anything that writes or changes
-        settings, functions that reach outside the database. Rows past the limit are cut,
-        with a note. `scope` (e.g. {"tenant_id": 7}) limits every table to those rows.
+        settings, functions that reach outside the database. Rows past the row or size limit are
+        cut, with a note. `scope` (e.g. {"tenant_id": 7}) limits every table to those rows.
         """
         return chosen().query(sql, scope)
 
