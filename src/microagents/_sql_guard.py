@@ -21,7 +21,7 @@ the SQL sqlglot regenerates from the checked tree, comments dropped, never the t
 with row scoping, each table reference becomes a subquery keeping only the scope's rows
 (`_sql_scope`), and the SQL is parsed back and compared with the checked tree before it may run.
 
-The guard is defence in depth: the connection is read-only and bounded as well (`_sql_connect`).
+The guard is defence in depth: the engines are read-only and bounded as well (`_sql_engines`).
 """
 
 from __future__ import annotations

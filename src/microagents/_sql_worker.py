@@ -30,16 +30,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ._errors import SqlDatabaseError, SqlError
-from ._sql_connect import (
-    Column,
-    Connection,
-    Rows,
-    Table,
-    locate,
-    open_engine,
-    over_limit,
-    timed_out,
-)
+from ._sql_connect import Column, Connection, Rows, Table, locate, over_limit, timed_out
+from ._sql_engines import SCHEMA_TIMEOUT, open_engine
 from ._sql_functions import Dialect
 from ._sql_limits import SqlLimits
 
@@ -48,7 +40,6 @@ KILL_GRACE = 0.25
 deadline to stop it and answer."""
 START_TIMEOUT = 60.0
 """Seconds a worker may take to start and open its database."""
-SCHEMA_TIMEOUT = 30.0
 
 _ERRORS: dict[str, type[SqlError]] = {"SqlDatabaseError": SqlDatabaseError, "SqlError": SqlError}
 
@@ -288,6 +279,8 @@ def main() -> None:
             _answer(answers, error=exc)
         except MemoryError:
             _answer(answers, error=over_limit("out of memory", limits))
+        except Exception as exc:  # a driver's own error class: still this query's answer
+            _answer(answers, error=SqlDatabaseError("MA613", f"{type(exc).__name__}: {exc}"))
         else:
             _answer(answers, ok=found)
     engine.close()
