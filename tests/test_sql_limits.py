@@ -164,6 +164,21 @@ def test_the_limits_reach_the_engines(shop_sqlite: Path, shop_duckdb: Path) -> N
     duckdb.close()
 
 
+def test_postgres_and_duckdb_are_given_the_limits_as_their_own_settings() -> None:
+    limits = ma.SqlLimits(memory_bytes=1 << 30, threads=3, temp_bytes=10 << 20)
+    # SET LOCAL values, in the query's read-only transaction (no server in these tests).
+    assert limits.postgres_settings(2.5) == {
+        "statement_timeout": "2500ms",
+        "work_mem": "131072kB",
+        "temp_file_limit": "10240kB",
+    }
+    assert limits.duckdb_config() == {
+        "memory_limit": f"{1 << 29}B",
+        "threads": "3",
+        "max_temp_directory_size": f"{10 << 20}B",
+    }
+
+
 @pytest.mark.parametrize(
     ("limits", "message"),
     [

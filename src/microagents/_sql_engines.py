@@ -267,7 +267,13 @@ class _Postgres:
                     return work(connection)
         except psycopg.errors.QueryCanceled:
             raise timed_out(timeout) from None
-        except (MemoryError, psycopg.errors.OutOfMemory, psycopg.errors.DiskFull) as exc:
+        except (
+            MemoryError,
+            psycopg.errors.OutOfMemory,
+            psycopg.errors.DiskFull,
+            psycopg.errors.ConfigurationLimitExceeded,  # temp_file_limit, among others
+            psycopg.errors.ProgramLimitExceeded,
+        ) as exc:
             raise over_limit(f"PostgreSQL: {exc}", self.limits) from None
         except psycopg.OperationalError as exc:
             raise SqlDatabaseError("MA611", f"PostgreSQL: cannot connect: {exc}") from None

@@ -71,7 +71,7 @@ class SqlLimits:
     nothing next to the database) and PostgreSQL's ``temp_file_limit``."""
     workers: int = 4
     """Worker processes per database: how many queries run at once."""
-    sqlite: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    sqlite: Mapping[str, int] = field(default_factory=dict, hash=False)
     """Overrides of `SQLITE_LIMITS` by name, e.g. ``{"compound_select": 100}``."""
 
     def __post_init__(self) -> None:
@@ -89,6 +89,8 @@ class SqlLimits:
             raise SqlError(
                 "MA610", f"SqlLimits.temp_bytes must be 0 or more, not {self.temp_bytes}"
             )
+        # A copy, read-only: the caller's dict must not change a frozen value later.
+        object.__setattr__(self, "sqlite", MappingProxyType(dict(self.sqlite)))
         unknown = sorted(set(self.sqlite) - set(SQLITE_LIMITS))
         if unknown:
             raise SqlError(
