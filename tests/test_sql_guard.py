@@ -162,16 +162,20 @@ def test_a_cte_makes_a_name_a_cte_only_where_it_is_visible() -> None:
             ma.guard_sql(hidden, "sqlite", columns=only_orders, allowed_tables=["orders"],
                          scope=scope)  # fmt: skip
         assert hidden_table.value.code == "MA604"
-    # A later CTE is not visible in an earlier one (outside SQLite, nor is a CTE in itself
-    # without RECURSIVE): there the name is a table's, checked and scoped as one.
-    early = "WITH a AS (SELECT * FROM orders), orders2 AS (SELECT 1) SELECT * FROM a, orders2"
-    guarded = ma.guard_sql(early, "duckdb", columns=SHOP_COLUMNS, scope={"tenant_id": 1})
-    assert guarded.tables == ("orders",)
+    # A later CTE is not visible in an earlier one: there the name is a table's, checked as one.
     forward = "WITH a AS (SELECT * FROM b), b AS (SELECT 1 AS x) SELECT * FROM a"
     with pytest.raises(ma.SqlRefused, match="no table 'b'"):
         ma.guard_sql(forward, "duckdb", columns=SHOP_COLUMNS)
-    recursive = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) "
-    assert ma.guard_sql(recursive + "SELECT * FROM n", "duckdb", columns=SHOP_COLUMNS).tables == ()
+    # In its own body, a CTE is visible only when it can recurse (in SQLite, always).
+    itself = "WITH n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM n"
+    with pytest.raises(ma.SqlRefused, match="no table 'n'"):
+        ma.guard_sql(itself, "duckdb", columns=SHOP_COLUMNS)
+    assert ma.guard_sql(itself, "sqlite", columns=SHOP_COLUMNS).tables == ()
+    recursive = itself.replace("WITH", "WITH RECURSIVE")
+    assert ma.guard_sql(recursive, "duckdb", columns=SHOP_COLUMNS).tables == ()
+    guarded = ma.guard_sql(recursive + ", orders", "duckdb", columns=SHOP_COLUMNS,
+                           scope={"tenant_id": 1})  # fmt: skip
+    assert guarded.tables == ("orders",)
 
 
 @pytest.mark.parametrize(
