@@ -10,8 +10,10 @@ import pytest
 from sqlglot import exp
 
 import microagents as ma
+from microagents import _sql_scope
 from microagents._sql_connect import plain
 from microagents._sql_functions import FUNCTION_CLASSES
+from microagents._sql_nodes import clause_args
 from sql_corpus.analytical import ANALYTICAL
 from sql_corpus.hostile import HOSTILE
 
@@ -32,7 +34,9 @@ def test_the_corpora_are_as_large_as_promised() -> None:
     assert len(CASES) >= 100
     assert len(ANALYTICAL) == 40
     # Every refusal class is exercised.
-    assert {code for _, _, code in CASES} == {"MA601", "MA602", "MA603", "MA605", "MA607"}
+    assert {code for _, _, code in CASES} == {
+        "MA601", "MA602", "MA603", "MA605", "MA607", "MA608"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(("dialect", "sql", "code"), CASES, ids=lambda v: str(v)[:50])
@@ -57,8 +61,12 @@ def direct(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
     path = tmp_path_factory.mktemp("analytical") / "shop.duckdb"
     _shop_script().write_duckdb(path)
-    database = ma.SqlDatabase(f"duckdb:///{path}", row_limit=10_000)
-    return database, database.connection()._connection.cursor()  # type: ignore[attr-defined]
+    import duckdb
+
+    # Queries run in the database's worker processes; this process reads it read-only too.
+    return ma.SqlDatabase(f"duckdb:///{path}", row_limit=10_000), duckdb.connect(
+        str(path), read_only=True
+    )
 
 
 @pytest.mark.parametrize("direct", ["sqlite", "duckdb"], indirect=True)
@@ -142,6 +150,74 @@ def test_a_query_that_cannot_be_scoped_is_refused(
     with pytest.raises(ma.SqlRefused, match=message) as refused:
         ma.guard_sql(sql, "sqlite", columns=columns, scope=scope)
     assert refused.value.code == "MA606"
+
+
+def test_a_cte_makes_a_name_a_cte_only_where_it_is_visible() -> None:
+    # The CTE is defined inside EXISTS; the outer `customers` is the table, and must be checked
+    # against the allow-list as one (the connection only describes the allowed tables).
+    only_orders = {"orders": SHOP_COLUMNS["orders"]}
+    hidden = "SELECT * FROM customers WHERE EXISTS (WITH customers AS (SELECT 1) SELECT 1)"
+    for scope in (None, {"tenant_id": 1}):
+        with pytest.raises(ma.SqlRefused, match="table 'customers'") as hidden_table:
+            ma.guard_sql(hidden, "sqlite", columns=only_orders, allowed_tables=["orders"],
+                         scope=scope)  # fmt: skip
+        assert hidden_table.value.code == "MA604"
+    # A later CTE is not visible in an earlier one: there the name is a table's, checked as one.
+    forward = "WITH a AS (SELECT * FROM b), b AS (SELECT 1 AS x) SELECT * FROM a"
+    with pytest.raises(ma.SqlRefused, match="no table 'b'"):
+        ma.guard_sql(forward, "duckdb", columns=SHOP_COLUMNS)
+    # In its own body, a CTE is visible only when it can recurse (in SQLite, always).
+    itself = "WITH n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM n"
+    with pytest.raises(ma.SqlRefused, match="no table 'n'"):
+        ma.guard_sql(itself, "duckdb", columns=SHOP_COLUMNS)
+    assert ma.guard_sql(itself, "sqlite", columns=SHOP_COLUMNS).tables == ()
+    recursive = itself.replace("WITH", "WITH RECURSIVE")
+    assert ma.guard_sql(recursive, "duckdb", columns=SHOP_COLUMNS).tables == ()
+    guarded = ma.guard_sql(recursive + ", orders", "duckdb", columns=SHOP_COLUMNS,
+                           scope={"tenant_id": 1})  # fmt: skip
+    assert guarded.tables == ("orders",)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "clause"),
+    [
+        ("sqlite", "SELECT o.id, c.name FROM (orders o JOIN customers c ON c.id = o.customer_id)",
+         " JOIN "),
+        ("duckdb", "SELECT * FROM orders PIVOT (count(*) FOR status IN ('delivered', 'shipped'))",
+         "PIVOT("),
+        ("duckdb", "SELECT count(*) FROM orders o TABLESAMPLE (50 PERCENT)", "TABLESAMPLE"),
+    ],
+)  # fmt: skip
+def test_a_rewrite_that_loses_a_clause_is_refused(
+    dialect: Any, sql: str, clause: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoped = ma.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
+    # The scoping subquery takes over the table's clause: it still runs, scoped.
+    assert clause in scoped.sql
+    assert scoped.sql.count("tenant_id = ") == len(scoped.tables)
+    # The rewrite as it was before: the subquery replaced the table and dropped its clauses.
+    monkeypatch.setattr(_sql_scope, "CARRIED", ())
+    with pytest.raises(ma.SqlRefused, match="could not run this query exactly") as refused:
+        ma.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
+    assert refused.value.code == "MA608"
+
+
+def test_what_runs_is_parsed_back_and_must_be_what_was_checked() -> None:
+    # sqlglot cannot write a TABLESAMPLE in SQLite: refused rather than run without it.
+    with pytest.raises(ma.SqlRefused, match="cannot be written in sqlite") as lost:
+        ma.guard_sql("SELECT * FROM orders TABLESAMPLE (10 PERCENT)", "sqlite")
+    assert lost.value.code == "MA608"
+    # A scoped query that reads no table binds no parameter (DuckDB refuses unused ones).
+    assert ma.guard_sql("SELECT 1 AS one", "duckdb", scope={"tenant_id": 1}).params == {}
+    guarded = ma.guard_sql(
+        "SELECT 1 AS one FROM orders", "duckdb", columns=SHOP_COLUMNS, scope={"tenant_id": 1}
+    )
+    assert guarded.params == {"scope_tenant_id": 1}
+
+
+def test_the_clause_allow_list_names_only_clauses_sqlglot_has() -> None:
+    for node_type, clauses in clause_args().items():
+        assert clauses <= set(node_type.arg_types), (node_type, clauses - set(node_type.arg_types))
 
 
 def test_every_allow_listed_function_class_is_one_sqlglot_has() -> None:

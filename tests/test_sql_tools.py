@@ -152,6 +152,60 @@ def test_scoped_queries_see_only_the_callers_rows(shop: Path, tmp_path: Path) ->
     assert database.query(CROSS_TENANT[0]).row_count > 0
 
 
+def test_sqlite_in_tablename_cannot_reach_another_tenant_or_the_catalog(shop_sqlite: Path) -> None:
+    """SQLite reads `x IN tablename` as `x IN (SELECT * FROM tablename)`. The guard used to see
+    a column there: scoped to tenant 1, these confirmed tenant 2's customer 141 and counted
+    tenant 2's orders, and read sqlite_master past a `tables` allow-list."""
+    database = ma.SqlDatabase(url(shop_sqlite))
+    tenant_two = (
+        "(141, 2, 'Chloe Moss', 'chloe.moss141@example.com', 'US', 'business', '2024-02-11')"
+    )
+    attacks = [
+        f"SELECT count(*) FROM (SELECT 1) WHERE {tenant_two} IN customers",
+        f"SELECT count(*) FROM (SELECT 1) WHERE {tenant_two} IN main.customers",
+        "WITH t(n) AS (VALUES (684), (685)) SELECT count(*) FROM t WHERE (n) IN orders",
+    ]
+    # Unguarded, the first does find tenant 2's customer: the form is real.
+    raw = ma.SqlDatabase(url(shop_sqlite), guard=False)
+    assert raw.query(attacks[0]).rows == [[1]]
+    for sql in attacks:
+        with pytest.raises(ma.SqlRefused, match="IN a table or function without parentheses"):
+            database.query(sql, {"tenant_id": 1})
+    allow_listed = ma.SqlDatabase(url(shop_sqlite), tables=["orders"])
+    with pytest.raises(ma.SqlRefused) as catalog:
+        allow_listed.query("SELECT count(*) FROM orders WHERE 'orders' IN sqlite_master")
+    assert catalog.value.code == "MA608"
+    for db in (database, raw, allow_listed):
+        db.close()
+
+
+OWN_CLAUSES = [
+    (("sqlite", "duckdb"), "SELECT o.id, c.name FROM (orders o JOIN customers c "
+                           "ON c.id = o.customer_id) WHERE o.total > 100"),
+    (("sqlite", "duckdb"), "SELECT o.id, t.id FROM orders o LEFT JOIN (customers c JOIN "
+                           "support_tickets t ON t.customer_id = c.id) ON c.id = o.customer_id"),
+    (("duckdb",), "SELECT * FROM orders PIVOT (count(*) FOR status IN ('delivered', "
+                  "'cancelled') GROUP BY customer_id)"),
+    (("duckdb",), "SELECT count(*), sum(total) FROM orders TABLESAMPLE (100 PERCENT)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [(dialect, sql) for dialects, sql in OWN_CLAUSES for dialect in dialects],
+    ids=lambda v: str(v)[:40],
+)
+def test_a_tables_own_clauses_survive_scoping(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str, sql: str
+) -> None:
+    """The scoping rewrite used to drop a parenthesised join, PIVOT and TABLESAMPLE."""
+    shop: Path = request.getfixturevalue(f"shop_{dialect}")
+    own = ma.SqlDatabase(url(only_tenant(shop, 1, tmp_path)), row_limit=10_000, guard=False)
+    scoped = ma.SqlDatabase(url(shop), row_limit=10_000).query(sql, {"tenant_id": 1})
+    assert scoped.row_count > 0
+    assert sorted(scoped.rows, key=repr) == sorted(own.query(sql).rows, key=repr)
+
+
 def test_tool_errors_go_back_as_text_an_agent_can_act_on(shop_sqlite: Path) -> None:
     schema_tool, query_tool = ma.sql_tools(url(shop_sqlite))
     refused = anyio.run(call_tool, query_tool, {"sql": "DELETE FROM orders"})

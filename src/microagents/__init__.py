@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     from ._retry import RetryingModel, RetryPolicy
     from ._simulate import SimulatedLatency, SimulatedModel
     from ._sql_guard import GuardedQuery, guard_sql
+    from ._sql_limits import SqlLimits
     from ._sql_tools import SqlDatabase, sql_tools
     from ._store_processor import StoreSpanProcessor
     from ._summary import BatchSummary
@@ -160,6 +161,7 @@ _LAZY: dict[str, str] = {
     "SqlDatabase": "._sql_tools",
     "SqlDatabaseError": "._errors",
     "SqlError": "._errors",
+    "SqlLimits": "._sql_limits",
     "SqlRefused": "._errors",
     "GuardedQuery": "._sql_guard",
     "guard_sql": "._sql_guard",
@@ -297,6 +299,7 @@ __all__ = [
     # SQL: databases for the sql.* tools, and the guard on its own
     "GuardedQuery",
     "SqlDatabase",
+    "SqlLimits",
     "guard_sql",
     "sql_tools",
     # errors

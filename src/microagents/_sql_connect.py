@@ -1,41 +1,34 @@
-"""Read-only connections by URL, each query under a timeout and a row limit.
+"""Databases by URL, and what a query gives back: the types both sides of a worker share.
 
     sqlite:///relative/path.db   sqlite:////absolute/path.db   (or a path ending .db/.sqlite)
     duckdb:///relative/path.duckdb                             (or a path ending .duckdb)
     postgresql://user:password@host:5432/dbname                (extra: microagents[postgres])
 
-Every engine is made read-only by its own means, beneath the guard, so that a statement the
-guard let through by mistake still cannot write:
-
-- SQLite: opened with ``mode=ro``, ``PRAGMA query_only``, and an authorizer that allows only
-  reading (no ATTACH, no PRAGMA, no writes); a progress handler ends a query at its deadline.
-- DuckDB: ``read_only=True`` with external access (files, network, extensions) and Python
-  replacement scans off, and the configuration locked; a timer interrupts a query at its
-  deadline.
-- PostgreSQL: each query in its own ``READ ONLY`` transaction with a ``statement_timeout``.
+`locate` reads a URL, in the caller's process; the engines that open it, read-only and bounded,
+run in worker processes (`_sql_engines`, `_sql_worker`). `collect` keeps the rows of a result
+that fit the row and byte limits, reading them one at a time.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
-import importlib
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ._errors import SqlDatabaseError
 from ._sql_functions import Dialect
+from ._sql_limits import SqlLimits
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
-PROGRESS_STEPS = 1_000
-"""SQLite virtual-machine steps between deadline checks (a few microseconds of work)."""
+
+Cut = Literal["rows", "bytes"] | None
+"""Why a result has fewer rows than the query gave: the row limit, the byte limit, or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +48,11 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """What a query returned: column names, at most `row_limit` rows, and whether more were."""
+    """What a query returned: column names, the rows that fit, and why the others were cut."""
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
-    truncated: bool
+    cut: Cut = None
 
 
 class Connection(Protocol):
@@ -76,15 +69,16 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-def connect(url: str) -> Connection:
-    """Open the database at `url` read-only; raise `SqlDatabaseError` (MA610/MA611) if not."""
+def locate(url: str) -> tuple[Dialect, str]:
+    """The dialect of `url` and what opens it (a file's absolute path, or the URL); raise
+    `SqlDatabaseError` (MA610/MA611) if the URL is not understood or the file is missing."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("postgres", "postgresql"):
-        return _Postgres(url)
+        return "postgres", url
     if scheme == "sqlite" or (not scheme and url.lower().endswith(SQLITE_SUFFIXES)):
-        return _Sqlite(_file_path(url, "sqlite"))
+        return "sqlite", str(_file_path(url, "sqlite").resolve())
     if scheme == "duckdb" or (not scheme and url.lower().endswith(DUCKDB_SUFFIXES)):
-        return _DuckDB(_file_path(url, "duckdb"))
+        return "duckdb", str(_file_path(url, "duckdb").resolve())
     raise SqlDatabaseError(
         "MA610",
         f"cannot tell which database '{url}' is; use sqlite:///path.db, duckdb:///path.duckdb "
@@ -125,227 +119,25 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _rows(cursor: Any, row_limit: int) -> Rows:
-    columns = tuple(str(d[0]) for d in cursor.description or ())
-    fetched = cursor.fetchmany(row_limit + 1)
-    rows = tuple(tuple(plain(v) for v in row) for row in fetched[:row_limit])
-    return Rows(columns, rows, len(fetched) > row_limit)
-
-
-# -- SQLite ------------------------------------------------------------------------------
-
-
-# Reading is all a guarded query needs; everything else (ATTACH, PRAGMA, any write, creating
-# a temp table) is denied at prepare time.
-_SQLITE_READ_ACTIONS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, 33}  # 33: RECURSIVE
-)
-
-
-def _sqlite_authorizer(action: int, *_: Any) -> int:
-    return sqlite3.SQLITE_OK if action in _SQLITE_READ_ACTIONS else sqlite3.SQLITE_DENY
-
-
-class _Sqlite:
-    dialect: Dialect = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.uri = path.resolve().as_uri() + "?mode=ro"
-        self._open().close()  # fail now, at configuration time, if the file is not a database
-
-    def _open(self) -> sqlite3.Connection:
-        # One connection per query: a sqlite3 connection must not be shared across threads
-        # while it runs, and opening one costs far less than a model call.
-        try:
-            connection = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
-            connection.execute("PRAGMA query_only = 1")
-            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-        except sqlite3.Error as exc:
-            raise SqlDatabaseError(
-                "MA611", f"cannot open SQLite database {self.uri}: {exc}"
-            ) from None
-        return connection
-
-    def tables(self) -> tuple[Table, ...]:
-        connection = self._open()
-        try:
-            names = [
-                r[0]
-                for r in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
-            found = []
-            for name in names:
-                foreign = connection.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,))
-                keys = {row[3]: f"{row[2]}.{row[4]}" for row in foreign}
-                columns = tuple(
-                    Column(row[1], row[2] or "ANY", bool(row[5]), keys.get(row[1]))
-                    for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))
-                )
-                found.append(Table(name, columns))
-            return tuple(found)
-        finally:
-            connection.close()
-
-    def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        connection = self._open()
-        deadline = time.monotonic() + timeout
-        connection.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_STEPS)
-        connection.set_authorizer(_sqlite_authorizer)
-        try:
-            return _rows(connection.execute(sql, dict(params)), row_limit)
-        except sqlite3.Error as exc:
-            if time.monotonic() > deadline and "interrupted" in str(exc):
-                raise _timed_out(timeout) from None
-            raise SqlDatabaseError("MA613", f"SQLite: {exc}") from None
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        """Nothing stays open between queries."""
-
-
-# -- DuckDB ------------------------------------------------------------------------------
-
-_DUCKDB_CONFIG = {
-    "enable_external_access": "false",
-    # A table name that is not in the database must not resolve to a Python variable.
-    "python_enable_replacements": "false",
-    "autoinstall_known_extensions": "false",
-    "autoload_known_extensions": "false",
-    "lock_configuration": "true",
-}
-
-
-class _DuckDB:
-    dialect: Dialect = "duckdb"
-
-    def __init__(self, path: Path) -> None:
-        duckdb = _import("duckdb", "duckdb")
-        try:
-            self._connection = duckdb.connect(str(path), read_only=True, config=_DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            raise SqlDatabaseError("MA611", f"cannot open DuckDB database {path}: {exc}") from None
-        self._error: type[Exception] = duckdb.Error
-        self._lock = threading.Lock()
-
-    def _cursor(self) -> Any:
-        # A cursor per query: DuckDB connections are not safe to share between threads, and
-        # making a cursor is (so it is done under a lock).
-        with self._lock:
-            return self._connection.cursor()
-
-    def tables(self) -> tuple[Table, ...]:
-        cursor = self._cursor()
-        try:
-            listed = cursor.execute(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
-            ).fetchall()
-            constraints = cursor.execute(
-                "SELECT table_name, constraint_type, constraint_column_names, "
-                "referenced_table, referenced_column_names FROM duckdb_constraints() "
-                "WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')"
-            ).fetchall()
-        finally:
-            cursor.close()
-        keys: set[tuple[str, str]] = set()
-        references: dict[tuple[str, str], str] = {}
-        for table, kind, names, target, target_names in constraints:
-            for index, name in enumerate(names):
-                if kind == "PRIMARY KEY":
-                    keys.add((table, name))
-                else:
-                    references[(table, name)] = f"{target}.{target_names[index]}"
-        grouped: dict[str, list[Column]] = {}
-        for table, column, data_type in listed:
-            grouped.setdefault(table, []).append(
-                Column(column, data_type, (table, column) in keys, references.get((table, column)))
-            )
-        return tuple(Table(name, tuple(columns)) for name, columns in grouped.items())
-
-    def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        cursor = self._cursor()
-        timer = threading.Timer(timeout, cursor.interrupt)
-        timer.start()
-        started = time.monotonic()
-        try:
-            cursor.execute(sql, dict(params) if params else None)
-            return _rows(cursor, row_limit)
-        except self._error as exc:
-            if time.monotonic() - started >= timeout and "nterrupt" in str(exc):
-                raise _timed_out(timeout) from None
-            raise SqlDatabaseError("MA613", f"DuckDB: {exc}") from None
-        finally:
-            timer.cancel()
-            cursor.close()
-
-    def close(self) -> None:
-        self._connection.close()
-
-
-# -- PostgreSQL (the `postgres` extra; no server in our tests) ----------------------------
-
-
-class _Postgres:
-    dialect: Dialect = "postgres"
-
-    def __init__(self, url: str) -> None:
-        self._psycopg = _import("psycopg", "postgres")
-        self.url = url
-
-    def _run(self, work: Callable[[Any], Any], timeout: float) -> Any:
-        psycopg = self._psycopg
-        try:
-            with psycopg.connect(self.url, autocommit=False) as connection:
-                connection.read_only = True
-                with connection.transaction(), connection.cursor() as cursor:
-                    # Both SETs apply to this transaction only, and it ends with the query.
-                    cursor.execute("SET TRANSACTION READ ONLY")
-                    cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                    return work(cursor)
-        except psycopg.errors.QueryCanceled:
-            raise _timed_out(timeout) from None
-        except psycopg.OperationalError as exc:
-            raise SqlDatabaseError("MA611", f"PostgreSQL: cannot connect: {exc}") from None
-        except psycopg.Error as exc:
-            raise SqlDatabaseError("MA613", f"PostgreSQL: {exc}") from None
-
-    def tables(self) -> tuple[Table, ...]:
-        def read(cursor: Any) -> tuple[Table, ...]:
-            cursor.execute(
-                "SELECT c.table_name, c.column_name, c.data_type, "
-                "  EXISTS (SELECT 1 FROM information_schema.key_column_usage k "
-                "    JOIN information_schema.table_constraints t "
-                "      ON t.constraint_name = k.constraint_name "
-                "    WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_name = c.table_name "
-                "      AND k.column_name = c.column_name) "
-                "FROM information_schema.columns c WHERE c.table_schema = 'public' "
-                "ORDER BY c.table_name, c.ordinal_position"
-            )
-            grouped: dict[str, list[Column]] = {}
-            for table, column, data_type, key in cursor.fetchall():
-                grouped.setdefault(table, []).append(Column(column, data_type, bool(key)))
-            return tuple(Table(name, tuple(columns)) for name, columns in grouped.items())
-
-        found: tuple[Table, ...] = self._run(read, 30.0)
-        return found
-
-    def query(self, sql: str, params: Mapping[str, Any], *, row_limit: int, timeout: float) -> Rows:
-        def read(cursor: Any) -> Rows:
-            if params:
-                cursor.execute(pyformat(sql), dict(params))
-            else:
-                cursor.execute(sql)
-            return _rows(cursor, row_limit)
-
-        rows: Rows = self._run(read, timeout)
-        return rows
-
-    def close(self) -> None:
-        """Nothing stays open between queries."""
+def collect(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], row_limit: int, result_bytes: int
+) -> Rows:
+    """The first rows of `rows` that fit in `row_limit` rows and `result_bytes` bytes of JSON;
+    rows are read one at a time, so that what is not returned is never held."""
+    kept: list[tuple[Any, ...]] = []
+    size = 2  # the brackets of the list; each row adds itself and a separator, ", "
+    cut: Cut = None
+    for row in rows:
+        if len(kept) == row_limit:
+            cut = "rows"
+            break
+        values = tuple(plain(v) for v in row)
+        size += len(json.dumps(values, ensure_ascii=False)) + 2
+        if size > result_bytes:
+            cut = "bytes"
+            break
+        kept.append(values)
+    return Rows(tuple(columns), tuple(kept), cut)
 
 
 def pyformat(sql: str) -> str:
@@ -355,21 +147,22 @@ def pyformat(sql: str) -> str:
     return sql.replace("%", "%%").replace("%%(scope_", "%(scope_")
 
 
-def _import(module: str, extra: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise SqlDatabaseError(
-            "MA611",
-            f"this database needs the '{module}' package: pip install 'microagents[{extra}]'",
-        ) from None
-
-
-def _timed_out(timeout: float) -> SqlDatabaseError:
+def timed_out(timeout: float) -> SqlDatabaseError:
+    """MA612: the query ran past its deadline."""
     return SqlDatabaseError(
         "MA612",
         f"the query ran longer than {timeout:g} s and was stopped; simplify it (fewer joins, "
         "filter earlier, aggregate instead of listing)",
+    )
+
+
+def over_limit(detail: str, limits: SqlLimits) -> SqlDatabaseError:
+    """MA615: the query needed more memory, or a longer value, than the limits allow."""
+    return SqlDatabaseError(
+        "MA615",
+        f"{detail}: the query went over this database's limits (values up to "
+        f"{limits.value_bytes:,} bytes, {limits.memory_bytes // (1 << 20):,} MiB of memory); "
+        "aggregate or filter instead of building large values or intermediate results",
     )
 
 

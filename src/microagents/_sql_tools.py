@@ -1,7 +1,8 @@
 """The SQL tools, `sql.schema` and `sql.query`, bound to one database chosen by the user.
 
 A `SqlDatabase` is the database (a URL) with the limits every query runs under: the tables a
-query may read, a row limit, a timeout. `sql_tools(database)` makes the two tools for it;
+query may read, a row limit, a timeout, and the engine's bounds (`SqlLimits`: memory, value and
+result sizes). `sql_tools(database)` makes the two tools for it;
 a `Project(database=...)` (or ``microagents run --database URL``) adds them to the project's
 tools. Without a database the tools still exist — so that workflows using them validate — and
 each call says how to configure one.
@@ -21,8 +22,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ._errors import SqlError
-from ._sql_connect import Connection, Table, connect, table_columns
+from ._sql_connect import Connection, Table, table_columns
 from ._sql_guard import GuardedQuery, ScopeValue, guard_sql
+from ._sql_limits import SqlLimits
 from ._tools import Tool, tool
 
 DEFAULT_ROW_LIMIT = 200
@@ -51,7 +53,9 @@ class QueryRows(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     row_count: int = Field(description="Rows returned (at most the row limit).")
-    truncated: bool = Field(description="True when the query had more rows than the limit.")
+    truncated: bool = Field(
+        description="True when the query had more rows than the row or size limit let through."
+    )
     note: str = Field(default="", description="Says when and how the rows were truncated.")
 
 
@@ -63,9 +67,11 @@ class SqlDatabase:
     project = Project(database=shop)
     ```
 
-    The connection is opened on first use and the schema read once, then cached.
-    `guard=False` sends statements to the database unchecked: only for testing that the
-    connection alone is read-only; never in production.
+    `limits` bounds what one query may use inside the engine — memory, the longest value, the
+    bytes of rows returned (`SqlLimits`; the defaults suit analytical questions). Queries run
+    in worker processes, opened on first use, with the schema, read once and cached;
+    `close()` stops them. `guard=False` sends statements to the database unchecked: only for
+    testing that the connection alone is read-only and bounded; never in production.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class SqlDatabase:
         tables: Iterable[str] | None = None,
         row_limit: int = DEFAULT_ROW_LIMIT,
         timeout: float = DEFAULT_TIMEOUT,
+        limits: SqlLimits | None = None,
         guard: bool = True,
     ) -> None:
         if row_limit < 1 or timeout <= 0:
@@ -83,6 +90,7 @@ class SqlDatabase:
         self.allowed_tables = frozenset(t.lower() for t in tables) if tables is not None else None
         self.row_limit = row_limit
         self.timeout = timeout
+        self.limits = limits or SqlLimits()
         self.guard = guard
         self._lock = threading.Lock()
         self._connection: Connection | None = None
@@ -94,7 +102,9 @@ class SqlDatabase:
         """The open connection (opened, and the schema read, on first use)."""
         with self._lock:
             if self._connection is None:
-                connection = connect(self.url)
+                from ._sql_worker import Workers
+
+                connection = Workers(self.url, self.limits)
                 tables = connection.tables()
                 if self.allowed_tables is not None:
                     tables = tuple(t for t in tables if t.name.lower() in self.allowed_tables)
@@ -102,7 +112,7 @@ class SqlDatabase:
             return self._connection
 
     def close(self) -> None:
-        """Close the connection; the next use opens it again."""
+        """Close the connection (stop its workers); the next use opens it again."""
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
@@ -121,7 +131,8 @@ class SqlDatabase:
         )
 
     def query(self, sql: str, scope: Mapping[str, ScopeValue | None] | None = None) -> QueryRows:
-        """Guard `sql` (scoped to `scope`), run it, and return at most `row_limit` rows."""
+        """Guard `sql` (scoped to `scope`), run it, and return the rows that fit in
+        `row_limit` rows and `limits.result_bytes` bytes."""
         connection = self.connection()
         if not self.guard and scope:
             # Scoping is the guard's rewrite: unguarded, the scope would be silently ignored.
@@ -131,17 +142,23 @@ class SqlDatabase:
             guarded.sql, guarded.params, row_limit=self.row_limit, timeout=self.timeout
         )
         note = ""
-        if found.truncated:
+        if found.cut == "rows":
             note = (
                 f"only the first {self.row_limit} rows are shown; aggregate, filter or add "
                 "ORDER BY ... LIMIT to see what matters"
+            )
+        elif found.cut == "bytes":
+            note = (
+                f"only the first {len(found.rows)} rows are shown: the rows are limited to "
+                f"{self.limits.result_bytes:,} bytes; select fewer or shorter columns, "
+                "aggregate, or add ORDER BY ... LIMIT"
             )
         return QueryRows(
             sql=guarded.sql,
             columns=list(found.columns),
             rows=[list(row) for row in found.rows],
             row_count=len(found.rows),
-            truncated=found.truncated,
+            truncated=found.cut is not None,
             note=note,
         )
 
@@ -245,8 +262,8 @@ def _make_tools(database: SqlDatabase | None) -> tuple[Tool, Tool]:
         """Run one read-only SQL query (SELECT, or WITH ... SELECT) and get its rows as JSON.
 
         Refused before it runs: more than one statement, anything that writes or changes
-        settings, functions that reach outside the database. Rows past the limit are cut,
-        with a note. `scope` (e.g. {"tenant_id": 7}) limits every table to those rows.
+        settings, functions that reach outside the database. Rows past the row or size limit are
+        cut, with a note. `scope` (e.g. {"tenant_id": 7}) limits every table to those rows.
         """
         return chosen().query(sql, scope)
 

@@ -138,6 +138,25 @@ HOSTILE: list[tuple[tuple[str, ...], str, str]] = [
     (("sqlite",), "SELECT * FROM generate_series(1, 10)", "MA607"),
     (BOTH, "SELECT * FROM orders WHERE tenant_id = ?", "MA607"),
     (("duckdb",), "SELECT * FROM orders WHERE tenant_id = $1", "MA607"),
+    # -- forms the guard does not check (its allow-list of syntax) -----------------------------
+    # SQLite reads a table named after IN, without parentheses: sqlglot sees a column there.
+    (("sqlite",), "SELECT count(*) FROM orders WHERE customer_id IN customers", "MA608"),
+    (("sqlite",), "SELECT 1 WHERE 'x' IN sqlite_master", "MA608"),
+    (("sqlite",), "SELECT 1 WHERE (1, 2) NOT IN main.customers", "MA608"),
+    (
+        ("sqlite",),
+        "SELECT count(*) FROM customers WHERE (id, tenant_id, name, email, country, segment, "
+        "created_at) IN customers",
+        "MA608",
+    ),
+    (("sqlite",), "WITH c AS (SELECT id FROM customers) SELECT 1 WHERE 3 IN c", "MA608"),
+    (("sqlite",), "SELECT main.orders.id FROM main.orders", "MA608"),
+    (("sqlite",), "SELECT * FROM orders INDEXED BY orders_by_date", "MA608"),
+    (("sqlite",), "SELECT * FROM orders NOT INDEXED", "MA608"),
+    (("duckdb",), "SELECT [1, 2, 3][1]", "MA608"),
+    (("duckdb",), "SELECT {'a': 1}.a", "MA608"),
+    (("postgres",), "SELECT * FROM ONLY orders", "MA608"),
+    (("postgres",), "SELECT 'a' SIMILAR TO 'b'", "MA608"),
     # -- not SQL ------------------------------------------------------------------------------
     (BOTH, "SELEC * FROM orders", "MA605"),
     (BOTH, "SELECT * FROM orders WHERE", "MA605"),
