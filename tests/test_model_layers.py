@@ -169,7 +169,7 @@ def test_simulated_agents_with_tools_answer_in_one_call() -> None:
         workflow.agents, latency=SimulatedLatency(scale=0), low_confidence_rate=0
     )
     engine = Engine(model)
-    result = workflow.run_sync({"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
+    result = ma.run_sync(workflow, {"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
     assert result.ok, result.error
     assert all(attempt.calls == 1 for run in result.nodes for attempt in run.attempts)
 

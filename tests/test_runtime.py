@@ -620,7 +620,7 @@ def test_run_sync_with_the_simulated_backend(
     monkeypatch.setenv("MICROAGENTS_TIER_HAIKU", "claude-haiku-4-5")
     workflow = project.load_workflow("workflows/invoice_extraction.yaml")
     engine = Engine(ma.SimulatedModel(workflow.agents, latency=ma.SimulatedLatency(scale=0)))
-    result = workflow.run_sync({"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
+    result = ma.run_sync(workflow, {"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
     assert result.ok, result.error
     assert result.simulated
     assert result.to_json()["simulated"] is True

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._agent import CompiledAgent
     from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
     from ._anthropic import AnthropicModel
+    from ._api import run, run_many, run_sync, stream
     from ._backends import anthropic_model, simulated_model
     from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
     from ._builder import Workflow
@@ -97,6 +98,10 @@ if TYPE_CHECKING:
     from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 
 _LAZY: dict[str, str] = {
+    "run": "._api",
+    "run_many": "._api",
+    "run_sync": "._api",
+    "stream": "._api",
     "AgentRegistry": "._registry",
     "AgentSource": "._registry",
     "AgentSpec": "._agent_spec",
@@ -230,6 +235,10 @@ __all__ = [
     "CompiledWorkflow",
     "Project",
     "Workflow",
+    "run",
+    "run_many",
+    "run_sync",
+    "stream",
     # models: the protocol, its messages, back-ends and the layers around them
     "AnthropicModel",
     "CachedModel",

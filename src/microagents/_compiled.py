@@ -7,11 +7,9 @@ and runs every static check lives in `_graph`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -23,10 +21,6 @@ from ._loading import Source
 from ._schema import JsonSchema
 from ._tools import Tool, Tools
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
-
-if TYPE_CHECKING:
-    from ._engine import Backend, Engine
-    from ._results import RunEvent, RunResult
 
 NodeKind = Literal["agent", "tool", "workflow"]
 EdgeKind = Literal["plain", "conditional", "escalation", "map", "fan_in"]
@@ -69,6 +63,28 @@ class CompiledEdge:
     """True when some target is always entered: no condition, a switch with a default, or a
     switch whose cases cover every value of its field's enum."""
 
+    def switch_target(self, output: Any) -> str | None:
+        """The node a switch edge goes to for a source node's `output` (None: nowhere)."""
+        spec = self.spec
+        assert spec.switch is not None, "switch_target is for switch edges"
+        value = switch_value(output, spec.switch)
+        return (spec.cases or {}).get(case_text(value), spec.default)
+
+
+def switch_value(output: Any, field_path: str) -> Any:
+    """The value of a dotted output field, from a model or a mapping."""
+    value = output
+    for part in field_path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+    return value
+
+
+def case_text(value: Any) -> str:
+    """How a switch value is written as a `cases` key (YAML keys are text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledWorkflow:
@@ -101,72 +117,6 @@ class CompiledWorkflow:
                 for agent in node.workflow.agents:
                     found.setdefault(agent.reference, agent)
         return list(found.values())
-
-    # -- running: shortcuts onto an Engine (the runtime is imported only when used) --------
-
-    async def run(
-        self,
-        run_input: Mapping[str, Any],
-        *,
-        engine: Engine | None = None,
-        backend: Backend = "anthropic",
-    ) -> RunResult:
-        """Run once. Without an `engine`, one is made for `backend` and closed afterwards;
-        to run many inputs, share an `Engine` or use `run_many`."""
-        from ._engine import Engine
-
-        if engine is not None:
-            return await engine.run(self, run_input)
-        async with Engine.for_backend(backend, self) as made:
-            return await made.run(self, run_input)
-
-    def run_sync(
-        self,
-        run_input: Mapping[str, Any],
-        *,
-        engine: Engine | None = None,
-        backend: Backend = "anthropic",
-    ) -> RunResult:
-        """`run` for synchronous code."""
-        import anyio
-
-        return anyio.run(partial(self.run, run_input, engine=engine, backend=backend))
-
-    async def run_many(
-        self,
-        inputs: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
-        *,
-        concurrency: int = 16,
-        engine: Engine | None = None,
-        backend: Backend = "anthropic",
-    ) -> AsyncIterator[tuple[int, RunResult]]:
-        """Run every input, `concurrency` at a time; yield ``(index, result)`` as each ends.
-        To stop early, iterate inside `contextlib.aclosing(...)`."""
-        from ._engine import Engine
-
-        async with (
-            contextlib.nullcontext(engine) if engine else Engine.for_backend(backend, self)
-        ) as used:
-            async for item in used.run_many(self, inputs, concurrency=concurrency):
-                yield item
-
-    async def stream(
-        self,
-        run_input: Mapping[str, Any],
-        *,
-        engine: Engine | None = None,
-        backend: Backend = "anthropic",
-        deltas: bool = False,
-    ) -> AsyncIterator[RunEvent]:
-        """The events of one run as they happen (node started/finished, escalation, tool
-        call), ending with `RunFinished`; with `deltas`, agents' answers as they stream."""
-        from ._engine import Engine
-
-        async with (
-            contextlib.nullcontext(engine) if engine else Engine.for_backend(backend, self)
-        ) as used:
-            async for event in used.stream(self, run_input, deltas=deltas):
-                yield event
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart (escalation ladders in the node labels)."""

@@ -23,8 +23,8 @@ from ._compiled import CompiledWorkflow
 from ._model import CacheTTL, Model, aclose_inner
 from ._plan import Plan, build_plan
 from ._ratelimit import RUN_ORDER_LABEL
-from ._results import RunEvent, RunFinished, RunResult
-from ._scheduler import EventSink, WorkflowRun
+from ._results import EventSink, RunEvent, RunFinished, RunResult
+from ._scheduler import RunContext, WorkflowRun
 from ._schema import SchemaError, model_from_schema
 from ._simulate import SimulatedLatency
 from ._telemetry import default_tracing
@@ -60,6 +60,7 @@ class Engine:
         self._plans: dict[int, tuple[CompiledWorkflow, Plan, type[BaseModel] | None]] = {}
         self._run_ids = itertools.count(1)
         self._run_prefix = os.urandom(4).hex()
+        self._runtime = RunContext(self.model, self.tiers, tracing, self._run_sub_workflow)
 
     @classmethod
     def for_backend(
@@ -100,6 +101,11 @@ class Engine:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    async def _run_sub_workflow(
+        self, workflow: CompiledWorkflow, run_input: Mapping[str, Any], labels: Mapping[str, str]
+    ) -> RunResult:
+        return await self.run(workflow, run_input, labels=labels)
+
     def plan(self, workflow: CompiledWorkflow) -> tuple[Plan, type[BaseModel] | None]:
         """The execution plan and input model of `workflow`, built on first use."""
         cached = self._plans.get(id(workflow))
@@ -136,7 +142,7 @@ class Engine:
         run = WorkflowRun(
             plan,
             run_input,
-            engine=self,
+            runtime=self._runtime,
             run_id=run_id,
             # The rate limiter serves runs in start order; a sub-workflow keeps its parent's.
             labels={

@@ -15,7 +15,14 @@ import networkx as nx
 
 from ._agent import CompiledAgent
 from ._agent_spec import EscalationSpec
-from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow, EdgeKind, NodeKind
+from ._compiled import (
+    CompiledEdge,
+    CompiledNode,
+    CompiledWorkflow,
+    EdgeKind,
+    NodeKind,
+    case_text,
+)
 from ._errors import MicroagentsError, Problem, RegistryError, SpecError, suggest
 from ._expressions import (
     BINDING_NAMES,
@@ -729,13 +736,6 @@ class _Compiler:
                 properties[key] = schema or {}
             return {"type": "object", "properties": properties}
         return None
-
-
-def case_text(value: Any) -> str:
-    """How a switch value is written as a `cases` key (YAML keys are text)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "null" if value is None else str(value)
 
 
 def _unknown_tool(name: str, tools: Tools) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import networkx as nx
 
@@ -42,7 +41,6 @@ class Plan:
     loop_bodies: Mapping[tuple[str, str], frozenset[str]]
     """(source, target) of a loop edge → the nodes its revisit re-runs."""
     max_visits: Mapping[tuple[str, str], int]
-    map_edges: Mapping[str, CompiledEdge]
     """Source node → its map edge (a node fans out over at most one list per edge)."""
 
 
@@ -63,11 +61,8 @@ def build_plan(workflow: CompiledWorkflow) -> Plan:
     max_visits = {(u, v): int(graph.edges[u, v]["max_visits"]) for u, v in loop_pairs}
     routes: dict[str, list[CompiledEdge]] = {n: [] for n in workflow.nodes}
     error_routes: dict[str, list[CompiledEdge]] = {n: [] for n in workflow.nodes}
-    map_edges: dict[str, CompiledEdge] = {}
     for edge in workflow.edges:
         (error_routes if edge.spec.on_error else routes)[edge.spec.source].append(edge)
-        if edge.spec.map is not None:
-            map_edges[edge.spec.source] = edge
     prepared: dict[str, PreparedAgent] = {}
     nodes: dict[str, PlanNode] = {}
     for node_id, node in workflow.nodes.items():
@@ -85,12 +80,4 @@ def build_plan(workflow: CompiledWorkflow) -> Plan:
             error_routes=tuple(error_routes[node_id]),
             loop_targets=frozenset(v for u, v in loop_pairs if u == node_id),
         )
-    return Plan(workflow, nodes, bodies, max_visits, map_edges)
-
-
-def switch_value(output: Any, field_path: str) -> Any:
-    """The value of a dotted output field, from a model or a mapping."""
-    value = output
-    for part in field_path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
-    return value
+    return Plan(workflow, nodes, bodies, max_visits)

@@ -6,7 +6,7 @@ serialise (`RunResult.to_json`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -192,3 +192,5 @@ class RunFinished:
 
 
 RunEvent = NodeStarted | NodeFinished | Escalated | ToolCalled | OutputDelta | RunFinished
+EventSink = Callable[[RunEvent], None]
+"""Where a run's events go as they happen (called on the event loop; must return quickly)."""

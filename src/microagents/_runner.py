@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from ._model import (
     can_stream,
     stream_of,
 )
-from ._results import Attempt, Escalated, Escalation, OutputDelta, RunEvent, ToolCalled
+from ._results import Attempt, Escalated, Escalation, EventSink, OutputDelta, ToolCalled
 from ._schema import open_object
 from ._tiers import Tier, TierTable
 from ._tool_calls import call_tool
@@ -64,8 +64,6 @@ ESCALATE_DEFINITION = ToolDefinition(
 )
 FORCE_ANY = ToolChoice("any")
 AUTO = ToolChoice("auto")
-
-EventSink = Callable[[RunEvent], None]
 
 
 class AgentFailed(MicroagentsError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,17 +20,16 @@ from pydantic import ValidationError
 from ._agent_spec import EscalationSpec
 from ._errors import MicroagentsError
 from ._expressions import evaluate_value
-from ._graph import case_text
 from ._model import Usage
-from ._plan import DEFAULT_MAP_CONCURRENCY, Plan, PlanNode, switch_value
+from ._plan import DEFAULT_MAP_CONCURRENCY, Plan, PlanNode
 from ._results import (
     Attempt,
     Escalated,
     Escalation,
+    EventSink,
     NodeFinished,
     NodeRun,
     NodeStarted,
-    RunEvent,
     RunResult,
     jsonable,
 )
@@ -37,9 +37,26 @@ from ._runner import AgentFailed, run_agent
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._compiled import CompiledWorkflow
+    from ._model import Model
+    from ._tiers import TierTable
+    from ._tracing import Tracing
 
-EventSink = Callable[[RunEvent], None]
+RunSubWorkflow = Callable[
+    ["CompiledWorkflow", Mapping[str, Any], Mapping[str, str]], Awaitable[RunResult]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a run needs from whatever runs it (an `Engine`): the model stack, the tier table,
+    tracing, and how to run a sub-workflow (with the parent's labels)."""
+
+    model: Model
+    tiers: TierTable
+    tracing: Tracing | None
+    run_workflow: RunSubWorkflow
+
 
 WAITING, QUEUED, DONE, SKIPPED = "waiting", "queued", "done", "skipped"
 
@@ -67,7 +84,7 @@ class WorkflowRun:
         plan: Plan,
         run_input: Mapping[str, Any],
         *,
-        engine: Engine,
+        runtime: RunContext,
         run_id: str,
         labels: Mapping[str, str],
         on_event: EventSink | None,
@@ -77,7 +94,7 @@ class WorkflowRun:
         self.plan = plan
         self.nested = nested
         self.deltas = deltas and on_event is not None
-        self.engine = engine
+        self.runtime = runtime
         self.run_id = run_id
         self.trace_id: str | None = None
         """Set when the run is traced: the id of the trace its spans are in."""
@@ -97,7 +114,7 @@ class WorkflowRun:
     # -- the loop --------------------------------------------------------------------------
 
     async def execute(self) -> RunResult:
-        tracing = self.engine.tracing
+        tracing = self.runtime.tracing
         if tracing is None:
             return await self._execute_run()
         spec = self.plan.workflow.spec
@@ -186,7 +203,7 @@ class WorkflowRun:
     ) -> NodeRun:
         """Run and record one visit (in its span, when tracing is on); never raises
         NodeError: a failure is a failed `NodeRun`."""
-        tracing = self.engine.tracing
+        tracing = self.runtime.tracing
         if tracing is None:
             run = await self._timed(plan_node, visit, context, item_index)
         else:
@@ -226,8 +243,7 @@ class WorkflowRun:
                 await self._run_map(edge)
                 continue
             if spec.switch is not None:
-                value = switch_value(output, spec.switch)
-                chosen = (spec.cases or {}).get(case_text(value), spec.default)
+                chosen = edge.switch_target(output)
                 targets = [chosen] if chosen is not None else []
             elif edge.when is not None:
                 targets = [spec.to] if edge.when.evaluate(self.context) and spec.to else []
@@ -309,7 +325,7 @@ class WorkflowRun:
                 for index, item in enumerate(items):
                     group.start_soon(one, index, item)
 
-        tracing = self.engine.tracing
+        tracing = self.runtime.tracing
         if items and tracing is None:
             await fan_out()
         elif items and tracing is not None:
@@ -355,7 +371,7 @@ class WorkflowRun:
         # Plain data in: a bound upstream output is a pydantic object, and an input schema
         # of `type: object` (or a tool's dict parameter) takes a mapping.
         inputs = jsonable(evaluate_value(node.inputs, context) or {})
-        tracing = self.engine.tracing
+        tracing = self.runtime.tracing
         if tracing is not None and tracing.capture_content:
             tracing.node_input(tracing.current(), node.kind, inputs)
         if node.agent is not None:
@@ -373,9 +389,9 @@ class WorkflowRun:
                 outcome = await run_agent(
                     plan_node.prepared,
                     inputs,
-                    tracing=self.engine.tracing,
-                    model=self.engine.model,
-                    tiers=self.engine.tiers,
+                    tracing=self.runtime.tracing,
+                    model=self.runtime.model,
+                    tiers=self.runtime.tiers,
                     tools=self.plan.workflow.tools,
                     escalation=node.escalation,
                     start_rung=start,
@@ -391,16 +407,16 @@ class WorkflowRun:
             return outcome.output, outcome.attempts
         if node.tool is not None:
             limit = node.spec.timeout or DEFAULT_TOOL_TIMEOUT
-            if self.engine.tracing is None:
+            if self.runtime.tracing is None:
                 outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
             else:
-                with self.engine.tracing.tool_context():
+                with self.runtime.tracing.tool_context():
                     outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
             if outcome_tool.error is not None:
                 raise NodeError(outcome_tool.error)
             return outcome_tool.value, ()
         assert node.workflow is not None
-        sub = await self.engine.run(node.workflow, inputs, labels=self.labels)
+        sub = await self.runtime.run_workflow(node.workflow, inputs, self.labels)
         attempts = tuple(a for run in sub.nodes for a in run.attempts)
         if not sub.ok:
             raise NodeError(
@@ -419,8 +435,8 @@ class WorkflowRun:
             ladder = escalation.ladder
             climb = Escalation(node_id, visit, "rejected", ladder[previous], ladder[start])
             self.escalations.append(climb)
-            if self.engine.tracing is not None:  # we are inside the node's span
-                tracing = self.engine.tracing
+            if self.runtime.tracing is not None:  # we are inside the node's span
+                tracing = self.runtime.tracing
                 tracing.escalation_event(
                     tracing.current(), "rejected", climb.from_tier, climb.to_tier
                 )
