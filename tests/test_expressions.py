@@ -4,9 +4,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 from pydantic import BaseModel
 
+from microagents._errors import ExpressionError
 from microagents._expressions import (
     ENVIRONMENT,
-    ExpressionError,
     compile_value,
     evaluate_value,
     parse_expression,

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         Problem,
         RateLimitedError,
         RegistryError,
+        ResolutionError,
         ServerError,
         SpecError,
         SqlDatabaseError,
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from ._prices import Price
     from ._project import Project
     from ._ratelimit import RateLimitedModel, Throttling
-    from ._registry import AgentRegistry, AgentSource, FolderSource, ResolutionError
+    from ._registry import AgentRegistry, AgentSource, FolderSource
     from ._results import (
         Attempt,
         Escalated,

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ._agent_spec import AgentSpec, EscalationSpec
-from ._errors import Location, Problem, SpecError
-from ._expressions import ENVIRONMENT, ExpressionError, Prompt, compile_prompt
+from ._errors import ExpressionError, Location, Problem, SchemaError, SpecError
+from ._expressions import ENVIRONMENT, Prompt, compile_prompt
 from ._loading import Source, Sourced, describe_error
-from ._schema import JsonSchema, SchemaError, model_from_schema
+from ._schema import JsonSchema, model_from_schema
 from ._yaml import format_path, read_spec_text
 
 PROMPT_FILE_SUFFIX = ".j2"

@@ -7,8 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from ._errors import VersionError
 from ._schema import JsonSchema
-from ._version import Version, VersionError
+from ._version import Version
 
 Trigger = Literal[
     "invalid_output",

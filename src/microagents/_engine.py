@@ -20,12 +20,13 @@ from pydantic import BaseModel, ValidationError
 
 from ._backends import anthropic_model, simulated_model
 from ._compiled import CompiledWorkflow
+from ._errors import SchemaError
 from ._model import CacheTTL, Model, aclose_inner
 from ._plan import Plan, build_plan
 from ._ratelimit import RUN_ORDER_LABEL
 from ._results import EventSink, RunEvent, RunFinished, RunResult
 from ._scheduler import RunContext, WorkflowRun
-from ._schema import SchemaError, model_from_schema
+from ._schema import model_from_schema, validation_problems
 from ._simulate import SimulatedLatency
 from ._telemetry import default_tracing
 from ._tiers import TierTable
@@ -280,9 +281,7 @@ def _input_refused(
 ) -> RunResult:
     from ._model import Usage
 
-    problems = "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
-    )
+    problems = validation_problems(exc, "input")
     return RunResult(
         run_id=run_id,
         workflow=workflow.name,

@@ -5,8 +5,21 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     MicroagentsError
     ├── SpecError              a spec (agent, workflow, tool) is malformed or inconsistent;
     │                          carries every `Problem` found, each with file:line:col and field
+    ├── SpecPartError          one part of a spec cannot be read; the loaders turn it into a
+    │   │                      `Problem` of the spec (also a ValueError)
+    │   ├── ExpressionError          an expression or template does not parse, or the sandbox
+    │   │                            refuses it
+    │   ├── SchemaError              a JSON Schema outside the supported subset
+    │   └── VersionError             a malformed version or range
+    ├── ToolDefinitionError    a function cannot be made into a tool (name or signature)
     ├── RegistryError          a registry source, the lock file or a reference cannot be used;
-    │                          carries a stable `code` (MA301 or MA8xx)
+    │   │                      carries a stable `code` (MA301 or MA8xx)
+    │   ├── ResolutionError          a reference names nothing, or not what the lock pins
+    │   └── GitError                 a git source cannot be fetched
+    ├── RunError               a run could not go on; carries what its attempts cost
+    │   ├── NodeError                a node failed (after its retries)
+    │   └── AgentFailed              an agent gave no valid answer on any rung it could try
+    ├── TraceNotFoundError     no run or trace in the store matches an id (also a LookupError)
     ├── ModelError             a model call failed; keeps the request id and HTTP status
     │   ├── AuthenticationError      401: no key, or a key the API refused
     │   ├── PermissionDeniedError    403: the key may not use this model or feature
@@ -29,6 +42,11 @@ also carries a stable code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` 
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the hierarchy imports nothing of the layers above it
+    from ._results import Attempt
 
 import difflib
 from dataclasses import dataclass, field
@@ -99,6 +117,68 @@ class RegistryError(MicroagentsError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ResolutionError(RegistryError):
+    """A reference names nothing, no version in its range, or not what the lock pins."""
+
+    def __init__(self, message: str, code: str = "MA301") -> None:
+        super().__init__(code, message)
+
+
+class GitError(RegistryError):
+    """A git command failed: the repository or the ref cannot be reached."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("MA802", message)
+
+
+class SpecPartError(MicroagentsError, ValueError):
+    """One part of a spec cannot be read; the loaders turn it into a `Problem`."""
+
+
+class ExpressionError(SpecPartError):
+    """An expression does not parse, or reaches for something the sandbox refuses."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class SchemaError(SpecPartError):
+    """A schema uses something outside the supported subset; `path` says where in it."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class VersionError(SpecPartError):
+    """A version or range is malformed (the spec loader turns this into a `Problem`)."""
+
+
+class ToolDefinitionError(MicroagentsError):
+    """A function cannot be made into a tool (its name or signature)."""
+
+
+class RunError(MicroagentsError):
+    """A run could not go on. `attempts` says what the model calls it made cost."""
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class NodeError(RunError):
+    """A node failed (after its retries); carries what its attempts cost."""
+
+
+class AgentFailed(RunError):
+    """An agent could not produce a valid answer on any rung it was allowed to try."""
+
+
+class TraceNotFoundError(MicroagentsError, LookupError):
+    """No run or trace in the store matches the id given (or a prefix matches several)."""
 
 
 def _reading_order(problem: Problem) -> tuple[str, int, int]:

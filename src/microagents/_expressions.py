@@ -20,21 +20,13 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
-from ._errors import suggest
+from ._errors import ExpressionError, suggest
 
 Path = tuple[str, ...]
 """A dotted reference read by an expression, e.g. ``("nodes", "route", "output", "category")``."""
 
 BINDING_NAMES = frozenset({"input", "nodes"})
 MAP_NAMES = frozenset({"item", "index"})
-
-
-class ExpressionError(ValueError):
-    """An expression does not parse, or reaches for something the sandbox refuses."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:

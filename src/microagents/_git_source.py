@@ -20,19 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._builtin_tools import microagents_home
-from ._errors import Problem, RegistryError
+from ._errors import GitError, Problem, RegistryError
 from ._registry import AgentEntry, FolderSource, WorkflowEntry
 
 GIT_TIMEOUT_SECONDS = 300.0
 _FULL_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _USERINFO = re.compile(r"(://[^/@:\s]+):[^/@\s]+@")
-
-
-class GitError(RegistryError):
-    """A git command failed: the repository or the ref cannot be reached."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("MA802", message)
 
 
 @dataclass

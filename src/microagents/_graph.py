@@ -23,27 +23,26 @@ from ._compiled import (
     NodeKind,
     case_text,
 )
-from ._errors import MicroagentsError, Problem, RegistryError, SpecError, suggest
+from ._errors import (
+    ExpressionError,
+    MicroagentsError,
+    Problem,
+    RegistryError,
+    SchemaError,
+    SpecError,
+    suggest,
+)
 from ._expressions import (
     BINDING_NAMES,
     ENVIRONMENT,
     MAP_NAMES,
     Expression,
-    ExpressionError,
     compile_value,
     expressions_in,
     parse_template_string,
 )
 from ._loading import Source
-from ._schema import (
-    JsonSchema,
-    SchemaError,
-    check_schema,
-    enum_values,
-    json_type_of,
-    json_types,
-    subschema,
-)
+from ._schema import JsonSchema, check_schema, enum_values, json_type_of, json_types, subschema
 from ._tools import Tools
 from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 from ._yaml import FieldPath, format_path

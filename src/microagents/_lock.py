@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._content_hash import HASH_PREFIX, short
-from ._errors import RegistryError
-from ._version import Version, VersionError
+from ._errors import RegistryError, VersionError
+from ._version import Version
 
 LOCK_FILE = "microagents.lock"
 LOCK_FORMAT = 1

@@ -16,17 +16,11 @@ from ._agent_spec import AgentSpec
 from ._builtin_tools import BUILTIN_TOOLS
 from ._compiled import CompiledWorkflow
 from ._config import SourceSpec, configured_sources, make_source
-from ._errors import Location, MicroagentsError, Problem, SpecError
+from ._errors import Location, MicroagentsError, Problem, ResolutionError, SpecError
 from ._graph import agent_tool_problems, compile_workflow
 from ._loading import Source, Sourced, load_agent_spec, load_workflow_spec
 from ._lock import LOCK_FILE, Lock
-from ._registry import (
-    AgentRegistry,
-    AgentSource,
-    FolderSource,
-    ResolutionError,
-    spec_files_under,
-)
+from ._registry import AgentRegistry, AgentSource, FolderSource, spec_files_under
 from ._sql_tools import SqlDatabase, sql_tools
 from ._tools import Tool, Tools
 from ._workflow_spec import WorkflowSpec

@@ -17,22 +17,15 @@ from typing import Generic, Protocol, TypeVar
 from ._agent import CompiledAgent, compile_agent
 from ._agent_spec import AgentSpec
 from ._content_hash import agent_hash, short, workflow_hash
-from ._errors import Problem, RegistryError, SpecError, suggest
+from ._errors import Problem, RegistryError, ResolutionError, SpecError, VersionError, suggest
 from ._loading import Source, Sourced, load_any_spec
 from ._lock import Kind, Lock, Pin
-from ._version import Reference, Version, VersionError
+from ._version import Reference, Version
 from ._workflow_spec import WorkflowSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 SpecT = TypeVar("SpecT", AgentSpec, WorkflowSpec)
 _UNRESOLVED: dict[Kind, str] = {"agent": "MA301", "workflow": "MA303"}
-
-
-class ResolutionError(RegistryError):
-    """A reference names nothing, no version in its range, or not what the lock pins."""
-
-    def __init__(self, message: str, code: str = "MA301") -> None:
-        super().__init__(code, message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._agent import CompiledAgent
 from ._agent_spec import EscalationSpec
-from ._errors import MicroagentsError, ModelError
+from ._errors import AgentFailed, ModelError
 from ._model import (
     CachePoint,
     ContentBlock,
@@ -48,7 +48,7 @@ from ._model import (
     stream_of,
 )
 from ._results import Attempt, Escalated, Escalation, EventSink, OutputDelta, ToolCalled
-from ._schema import open_object
+from ._schema import open_object, validation_problems
 from ._tiers import Tier, TierTable
 from ._tool_calls import call_tool
 from ._tools import Tool, Tools
@@ -64,14 +64,6 @@ ESCALATE_DEFINITION = ToolDefinition(
 )
 FORCE_ANY = ToolChoice("any")
 AUTO = ToolChoice("auto")
-
-
-class AgentFailed(MicroagentsError):
-    """An agent could not produce a valid answer on any rung it was allowed to try."""
-
-    def __init__(self, message: str, attempts: tuple[Attempt, ...]) -> None:
-        super().__init__(message)
-        self.attempts = attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,9 +436,7 @@ async def _streamed(
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
-        )
+        return validation_problems(exc, "answer")
     return str(exc)
 
 

@@ -18,7 +18,7 @@ import anyio
 from pydantic import ValidationError
 
 from ._agent_spec import EscalationSpec
-from ._errors import MicroagentsError
+from ._errors import AgentFailed, NodeError
 from ._expressions import evaluate_value
 from ._model import Usage
 from ._plan import DEFAULT_MAP_CONCURRENCY, Plan, PlanNode
@@ -33,7 +33,8 @@ from ._results import (
     RunResult,
     jsonable,
 )
-from ._runner import AgentFailed, run_agent
+from ._runner import run_agent
+from ._schema import validation_problems
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
 
 if TYPE_CHECKING:
@@ -59,14 +60,6 @@ class RunContext:
 
 
 WAITING, QUEUED, DONE, SKIPPED = "waiting", "queued", "done", "skipped"
-
-
-class NodeError(MicroagentsError):
-    """A node failed (after its retries); carries what its attempts cost."""
-
-    def __init__(self, message: str, attempts: tuple[Attempt, ...] = ()) -> None:
-        super().__init__(message)
-        self.attempts = attempts
 
 
 class _RunFailed(Exception):
@@ -382,7 +375,7 @@ class WorkflowRun:
             except ValidationError as exc:
                 raise _InputError(
                     f"input for agent '{node.agent.spec.name}' does not match its schema: "
-                    + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                    + validation_problems(exc, "input")
                 ) from None
             start = self._start_rung(node.id, visit, node.escalation)
             try:

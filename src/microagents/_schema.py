@@ -12,7 +12,9 @@ import difflib
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ._errors import SchemaError
 
 JsonSchema = dict[str, Any]
 
@@ -33,14 +35,6 @@ _JSON_TYPES = {
     "null": type(None),
 }
 _IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]")
-
-
-class SchemaError(ValueError):
-    """A schema uses something outside the supported subset; `path` says where in it."""
-
-    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def model_from_schema(schema: JsonSchema, name: str) -> type[BaseModel]:
@@ -87,6 +81,15 @@ def check_schema(schema: Any, path: tuple[str | int, ...] = ()) -> None:
         raise SchemaError(
             f"required field '{unknown[0]}' is not listed under properties", (*path, "required")
         )
+
+
+def validation_problems(exc: ValidationError, whole: str) -> str:
+    """A pydantic validation error as one line: ``field.path: message; ...``, with `whole`
+    naming the value itself when the problem is not in one field."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}"
+        for error in exc.errors()
+    )
 
 
 def open_object(schema: Any, path: str = "output") -> str | None:

@@ -17,6 +17,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from ._results import jsonable
+from ._schema import validation_problems
 from ._tools import Tool
 
 DEFAULT_TOOL_TIMEOUT = 30.0
@@ -45,9 +46,7 @@ async def call_tool(
     try:
         parsed = tool.input_model.model_validate(dict(arguments))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc, "arguments")
         return ToolOutcome(None, f"invalid arguments for {tool.name}: {problems}")
     kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
     try:

@@ -16,14 +16,10 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
-from ._errors import MicroagentsError, Problem, SpecError, suggest
+from ._errors import Problem, SpecError, ToolDefinitionError, suggest
 from ._schema import JsonSchema
 
 TOOL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_.-]*$"
-
-
-class ToolDefinitionError(MicroagentsError):
-    """A function cannot be made into a tool (its name or signature)."""
 
 
 @dataclass(frozen=True, slots=True)

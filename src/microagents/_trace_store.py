@@ -45,7 +45,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from . import _semconv as sc
 from ._builtin_tools import microagents_home
-from ._errors import MicroagentsError
+from ._errors import MicroagentsError, TraceNotFoundError
 from ._span_rows import SpanRow, light_span_row
 from ._trace_migrate import take_old_spans
 
@@ -115,10 +115,6 @@ def _insert_runs(count: int) -> str:
 def default_trace_path() -> Path:
     """Where the trace store lives: ``$MICROAGENTS_HOME/traces.sqlite3``."""
     return microagents_home() / "traces.sqlite3"
-
-
-class TraceNotFoundError(MicroagentsError, LookupError):
-    """No run or trace in the store matches the id given (or a prefix matches several)."""
 
 
 # -- records -------------------------------------------------------------------------------

@@ -11,16 +11,14 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
+from ._errors import VersionError
+
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$"
 )
 _PARTIAL = re.compile(r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?$")
 _COMPARISON = re.compile(r"^(>=|<=|>|<|==|=)?\s*(.+)$")
-
-
-class VersionError(ValueError):
-    """A version or range is malformed (the spec loader turns this into a `Problem`)."""
 
 
 @total_ordering

@@ -192,10 +192,10 @@ def _print_agents(entries: Sequence[AgentEntry], as_json: bool) -> None:
 
 def _used_by(project: Project, entry: AgentEntry) -> list[str]:
     """The workflow nodes whose agent reference resolves to `entry`'s name and version."""
-    from .._errors import SpecError
+    from .._errors import SpecError, VersionError
     from .._loading import load_workflow_spec
     from .._project import spec_files
-    from .._version import Reference, VersionError
+    from .._version import Reference
 
     lines: list[str] = []
     for file in spec_files([d for d in project.workflow_dirs if d.is_dir()]):
