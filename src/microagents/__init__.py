@@ -218,8 +218,6 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__version__ = "0.1.0"
-
 __all__ = [
     # specs: what authors write
     "AgentSpec",

@@ -297,7 +297,7 @@ class Tracing:
         content_limit: int = content.DEFAULT_LIMIT,
         provider: TracerProvider | None = None,
     ) -> None:
-        from . import __version__
+        from ._about import __version__
 
         if content_limit < MIN_CONTENT_LIMIT:
             raise MicroagentsError(
@@ -327,7 +327,7 @@ class Tracing:
         content_limit: int = content.DEFAULT_LIMIT,
     ) -> Tracing:
         """Tracing on `provider` (the fast path when it is an SDK `TracerProvider`)."""
-        from . import __version__
+        from ._about import __version__
 
         return cls(
             provider.get_tracer("microagents", __version__),
