@@ -33,11 +33,12 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## The test command: style, types, then the suite.
+## The test command: style, the layering contract, types, then the suite.
 test: lint typecheck
 	$(BIN)/pytest
 

@@ -14,7 +14,7 @@ import anyio
 from pydantic import BaseModel
 
 import microagents as ma
-from microagents._model import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents.models._protocol import ModelRequest, ModelResponse, ToolUseBlock, Usage
 
 STEPS = 3
 TICKET = {"ticket": "I was charged twice"}
@@ -165,7 +165,7 @@ def langgraph_triage(model: InstantModel) -> Any:
     return graph.compile()
 
 
-class CountingStoreExporter(ma.SqliteSpanExporter):
+class CountingStoreExporter(ma.tracing.SqliteSpanExporter):
     """The embedded store's exporter, counting what it stored (so a run can show that no
     span was dropped)."""
 
@@ -177,13 +177,13 @@ class CountingStoreExporter(ma.SqliteSpanExporter):
         return result
 
 
-def store_provider() -> tuple[CountingStoreExporter, Any, ma.StoreSpanProcessor]:
+def store_provider() -> tuple[CountingStoreExporter, Any, ma.tracing.StoreSpanProcessor]:
     """A tracer provider exporting to a fresh embedded store, set up as `default_tracing()`
     sets it up (the store's own processor, with its default queue and batch sizes)."""
     from opentelemetry.sdk.trace import TracerProvider
 
     exporter = CountingStoreExporter(Path(tempfile.mkdtemp()) / "traces.sqlite3")
     provider = TracerProvider()
-    processor = ma.StoreSpanProcessor(exporter)
+    processor = ma.tracing.StoreSpanProcessor(exporter)
     provider.add_span_processor(processor)
     return exporter, provider, processor

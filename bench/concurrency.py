@@ -59,7 +59,7 @@ def plain_asyncio() -> Body:
     return go
 
 
-def microagents_run_many(tracing: ma.Tracing | None = None) -> Body:
+def microagents_run_many(tracing: ma.tracing.Tracing | None = None) -> Body:
     workflow = triage_workflow()
 
     async def go(runs: int) -> None:
@@ -118,7 +118,7 @@ def run(quick: bool) -> dict[str, Any]:
         (
             "microagents_traced_store",
             "microagents (run_many, traced to the store)",
-            flushed(microagents_run_many(ma.Tracing.from_provider(to_store)), to_store),
+            flushed(microagents_run_many(ma.tracing.Tracing.from_provider(to_store)), to_store),
         ),
     ]
     if langgraph_available():

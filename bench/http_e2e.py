@@ -112,9 +112,9 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
-        no_limits = ma.RateLimits(None, None, None)
-        tiers = ma.TierTable.load().with_tier("haiku", limits=no_limits)
-        over_http = ma.anthropic_model(api_key=API_KEY, base_url=base_url, tiers=tiers)
+        no_limits = ma.models.RateLimits(None, None, None)
+        tiers = ma.models.TierTable.load().with_tier("haiku", limits=no_limits)
+        over_http = ma.models.anthropic_model(api_key=API_KEY, base_url=base_url, tiers=tiers)
         contenders = [
             ("microagents, instant in-process model", microagents_runs(InstantModel()), 10),
             ("bare anthropic SDK over loopback HTTP", bare_sdk(base_url), 1),

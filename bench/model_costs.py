@@ -27,14 +27,14 @@ from typing import Any
 import anyio
 
 import microagents as ma
-from microagents._batch import run_batch
-from microagents._checkpoint import SQLiteCheckpointStore
+from microagents.runtime._batch import run_batch
+from microagents.runtime._checkpoint import SQLiteCheckpointStore
 from microagents.testing import FakeAnthropicServer, Reply, ServerRateLimits
 from microagents.testing._fake_script import ReceivedRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench-not-a-real-key"
-UNLIMITED = ma.RateLimits(None, None, None)
+UNLIMITED = ma.models.RateLimits(None, None, None)
 CATEGORIES = ("billing", "technical", "account", "shipping")
 POLICY = "".join(
     f"Rule {i}: a message that mentions topic {i} belongs to queue {i % 5}; quote it.\n"
@@ -83,8 +83,8 @@ def _script(server: FakeAnthropicServer) -> None:
     server.on(Reply.structured({"queue": 2, "confidence": 0.9}))
 
 
-def _tiers(everything_on: str | None = None) -> ma.TierTable:
-    tiers = ma.TierTable()
+def _tiers(everything_on: str | None = None) -> ma.models.TierTable:
+    tiers = ma.models.TierTable()
     for name in tiers.names:
         model = tiers.resolve(everything_on).model if everything_on else None
         tiers = tiers.with_tier(name, model=model, limits=UNLIMITED)
@@ -94,7 +94,7 @@ def _tiers(everything_on: str | None = None) -> ma.TierTable:
 def _batch(
     workflow: ma.CompiledWorkflow,
     lines: list[dict[str, Any]],
-    tiers: ma.TierTable,
+    tiers: ma.models.TierTable,
     *,
     concurrency: int,
     prompt_cache: bool = True,
@@ -106,13 +106,13 @@ def _batch(
         _script(server)
         items = Path(folder) / "items.jsonl"
         items.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        model = ma.anthropic_model(
+        model = ma.models.anthropic_model(
             api_key=API_KEY, base_url=server.base_url, tiers=tiers, prompt_cache=prompt_cache
         )
 
         store = SQLiteCheckpointStore(Path(folder) / "checkpoints.sqlite3")
 
-        async def main() -> ma.BatchSummary:
+        async def main() -> ma.results.BatchSummary:
             async with ma.Engine(model, tiers=tiers, tracing=None) as engine:
                 return await run_batch(
                     engine,

@@ -52,7 +52,7 @@ async def plain_asyncio(runs: int) -> None:
 
 
 def microagents_runs(
-    tracing: ma.Tracing | None, after_pass: Callable[[], object] | None = None
+    tracing: ma.tracing.Tracing | None, after_pass: Callable[[], object] | None = None
 ) -> Body:
     workflow = triage_workflow()
 
@@ -113,9 +113,17 @@ def run(quick: bool) -> dict[str, Any]:
     contenders: list[tuple[str, Body, int]] = [
         (ASYNCIO, plain_asyncio, runs),
         (UNTRACED, microagents_runs(None), runs),
-        (DROPPED, microagents_runs(ma.Tracing.from_provider(no_export)), runs),
-        (IN_MEMORY, microagents_runs(ma.Tracing.from_provider(in_memory), memory.clear), runs),
-        (STORED, microagents_runs(ma.Tracing.from_provider(to_store), to_store.force_flush), runs),
+        (DROPPED, microagents_runs(ma.tracing.Tracing.from_provider(no_export)), runs),
+        (
+            IN_MEMORY,
+            microagents_runs(ma.tracing.Tracing.from_provider(in_memory), memory.clear),
+            runs,
+        ),
+        (
+            STORED,
+            microagents_runs(ma.tracing.Tracing.from_provider(to_store), to_store.force_flush),
+            runs,
+        ),
     ]
     if langgraph_available():
         # ~10x slower per step: a quarter of the runs keeps each pass about as long.

@@ -70,7 +70,7 @@ class _Sampler:
         self.lines = lines
         self.at_10: float | None = None
 
-    def update(self, progress: ma.BatchProgress, **_: Any) -> None:
+    def update(self, progress: ma.runtime.BatchProgress, **_: Any) -> None:
         if self.at_10 is None and progress.done >= self.lines // 10:
             self.at_10 = rss_mb()
 
@@ -87,7 +87,7 @@ def child_batch(lines: int, delay: float, folder: Path) -> dict[str, Any]:
     sampler = _Sampler(lines)
     os.environ["MICROAGENTS_HOME"] = str(folder / "home")
 
-    async def go() -> ma.BatchSummary:
+    async def go() -> ma.results.BatchSummary:
         async with ma.Engine(model) as engine:
             return await ma.run_batch(
                 engine,

@@ -36,14 +36,14 @@ from ._workload import STEPS
 from .overhead import microagents_runs
 
 
-class _DiscardingExporter(ma.SqliteSpanExporter):
+class _DiscardingExporter(ma.tracing.SqliteSpanExporter):
     """Takes spans and throws them away."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
 
 
-class _EncodingExporter(ma.SqliteSpanExporter):
+class _EncodingExporter(ma.tracing.SqliteSpanExporter):
     """Encodes spans and their run rows exactly as the store does, then throws them away."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -51,11 +51,11 @@ class _EncodingExporter(ma.SqliteSpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _through_store_processor(exporter: ma.SqliteSpanExporter) -> Any:
+def _through_store_processor(exporter: ma.tracing.SqliteSpanExporter) -> Any:
     provider = TracerProvider()
-    processor = ma.StoreSpanProcessor(exporter)
+    processor = ma.tracing.StoreSpanProcessor(exporter)
     provider.add_span_processor(processor)
-    return microagents_runs(ma.Tracing.from_provider(provider), processor.force_flush)
+    return microagents_runs(ma.tracing.Tracing.from_provider(provider), processor.force_flush)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def run(quick: bool) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp())
     contenders = {
         "untraced": microagents_runs(None),
-        "spans made and dropped": microagents_runs(ma.Tracing.from_provider(dropping)),
+        "spans made and dropped": microagents_runs(ma.tracing.Tracing.from_provider(dropping)),
         "+ queued for the store, discarded": _through_store_processor(
             _DiscardingExporter(folder / "discard.sqlite3")
         ),
@@ -78,7 +78,7 @@ def run(quick: bool) -> dict[str, Any]:
             _EncodingExporter(folder / "encode.sqlite3")
         ),
         "+ written to SQLite (the store)": _through_store_processor(
-            ma.SqliteSpanExporter(folder / "traces.sqlite3")
+            ma.tracing.SqliteSpanExporter(folder / "traces.sqlite3")
         ),
     }
     fastest = {name: float("inf") for name in contenders}

@@ -22,15 +22,15 @@ def test_agent_file_compiles_with_prompt_from_its_j2_file() -> None:
 
 
 def test_registry_resolves_ranges_and_explains_misses() -> None:
-    registry = ma.AgentRegistry.from_folders(FIXTURES / "agents")
+    registry = ma.registry.AgentRegistry.from_folders(FIXTURES / "agents")
     assert registry.resolve("extractor").reference == "extractor@2.0.0"
     assert registry.resolve("extractor@^1").reference == "extractor@1.2.0"
     assert registry.resolve("extractor@1.2.0") is registry.resolve(
         "extractor@~1.2"
     )  # compiled once
-    with pytest.raises(ma.ResolutionError, match="did you mean 'extractor'"):
+    with pytest.raises(ma.errors.ResolutionError, match="did you mean 'extractor'"):
         registry.resolve("extracter")
-    with pytest.raises(ma.ResolutionError, match=r"matches '\^3'; available: 1.2.0, 2.0.0"):
+    with pytest.raises(ma.errors.ResolutionError, match=r"matches '\^3'; available: 1.2.0, 2.0.0"):
         registry.resolve("extractor@^3")
 
 
@@ -39,14 +39,14 @@ def test_first_source_wins_for_a_name(tmp_path: Path) -> None:
     override.mkdir()
     text = (FIXTURES / "agents" / "validator.yaml").read_text().replace("1.0.0", "0.5.0")
     (override / "validator.yaml").write_text(text)
-    registry = ma.AgentRegistry.from_folders(override, FIXTURES / "agents")
+    registry = ma.registry.AgentRegistry.from_folders(override, FIXTURES / "agents")
     assert registry.resolve("validator").reference == "validator@0.5.0"
 
 
 def test_a_broken_file_in_a_folder_does_not_hide_the_others(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text((FIXTURES / "agents" / "validator.yaml").read_text())
     (tmp_path / "bad.yaml").write_text("name: bad\nversion: 1.0.0\n")
-    registry = ma.AgentRegistry.from_folders(tmp_path)
+    registry = ma.registry.AgentRegistry.from_folders(tmp_path)
     assert registry.resolve("validator").reference == "validator@1.0.0"
     assert {p.code for p in registry.problems()} == {"MA201"}
 
@@ -83,9 +83,9 @@ def test_tool_schema_comes_from_the_signature() -> None:
 
 def test_an_unknown_agent_points_at_files_that_failed_to_load(tmp_path: Path) -> None:
     (tmp_path / "router.yaml").write_text("name: router\nversion: 1.0\n")
-    registry = ma.AgentRegistry.from_folders(tmp_path)
+    registry = ma.registry.AgentRegistry.from_folders(tmp_path)
     with pytest.raises(
-        ma.ResolutionError, match=r"these agent files failed to load: .*router\.yaml"
+        ma.errors.ResolutionError, match=r"these agent files failed to load: .*router\.yaml"
     ):
         registry.resolve("router")
 
@@ -99,7 +99,7 @@ def test_a_folder_under_a_dot_path_is_scanned(
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    registry = ma.AgentRegistry.from_folders("../shared/agents")
+    registry = ma.registry.AgentRegistry.from_folders("../shared/agents")
     assert registry.resolve("validator").reference == "validator@1.0.0"
 
 
@@ -107,7 +107,7 @@ def test_the_same_version_twice_in_one_folder_is_reported(tmp_path: Path) -> Non
     text = (FIXTURES / "agents" / "validator.yaml").read_text()
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text.replace("Check a record.", "Check a record twice."))
-    registry = ma.AgentRegistry.from_folders(tmp_path)
+    registry = ma.registry.AgentRegistry.from_folders(tmp_path)
     assert [e.sourced.source.file for e in registry.entries()] == [tmp_path / "a.yaml"]
     (problem,) = registry.problems()
     assert problem.code == "MA307"

@@ -15,11 +15,11 @@ import anyio.lowlevel
 import pytest
 
 import microagents as ma
-from microagents._batch import BatchProgress, BatchRunner, run_batch
-from microagents._checkpoint import CHECKPOINT_FILE, SQLiteCheckpointStore
-from microagents._compiled import CompiledWorkflow
-from microagents._engine import Engine
-from microagents._summary import BatchSummary, LatencyHistogram, percentile
+from microagents.graph._compiled import CompiledWorkflow
+from microagents.results._summary import BatchSummary, LatencyHistogram, percentile
+from microagents.runtime._batch import BatchProgress, BatchRunner, run_batch
+from microagents.runtime._checkpoint import CHECKPOINT_FILE, SQLiteCheckpointStore
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeAnthropicServer, FakeModel, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,26 +89,26 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def markers(requests: Iterable[ma.ModelRequest]) -> list[str]:
+def markers(requests: Iterable[ma.models.ModelRequest]) -> list[str]:
     found: list[str] = []
     for request in requests:
         text = "".join(
             block.text
             for message in request.messages
             for block in message.content
-            if isinstance(block, ma.TextBlock)
+            if isinstance(block, ma.models.TextBlock)
         )
         found.extend(MARKER.findall(text))
     return found
 
 
-def answer(cost: float = 0.0) -> Callable[[ma.ModelRequest], ma.ModelResponse]:
+def answer(cost: float = 0.0) -> Callable[[ma.models.ModelRequest], ma.models.ModelResponse]:
     """A forced-tool answer that costs `cost` dollars."""
 
-    def reply(request: ma.ModelRequest) -> ma.ModelResponse:
-        block = ma.ToolUseBlock("toolu_1", "final_answer", {"label": "fine"})
-        usage = ma.Usage(input_tokens=10, output_tokens=5)
-        return ma.ModelResponse((block,), "tool_use", usage, request.model, cost_usd=cost)
+    def reply(request: ma.models.ModelRequest) -> ma.models.ModelResponse:
+        block = ma.models.ToolUseBlock("toolu_1", "final_answer", {"label": "fine"})
+        usage = ma.models.Usage(input_tokens=10, output_tokens=5)
+        return ma.models.ModelResponse((block,), "tool_use", usage, request.model, cost_usd=cost)
 
     return reply
 
@@ -130,10 +130,10 @@ class Notes:
 
 
 def batch(
-    model: ma.Model, workflow: CompiledWorkflow, items: Path, out: Path, **options: Any
+    model: ma.models.Model, workflow: CompiledWorkflow, items: Path, out: Path, **options: Any
 ) -> BatchSummary:
     async def main() -> BatchSummary:
-        async with Engine(model, tiers=ma.TierTable()) as engine:
+        async with Engine(model, tiers=ma.models.TierTable()) as engine:
             return await run_batch(engine, workflow, items, out, **options)
 
     return anyio.run(main)
@@ -308,12 +308,12 @@ class GatedModel:
     def __init__(self, open_calls: int, waiting: int) -> None:
         self.open_calls = open_calls
         self.expected_waiting = waiting
-        self.requests: list[ma.ModelRequest] = []
+        self.requests: list[ma.models.ModelRequest] = []
         self.answered = 0
         self.waiting = 0
         self.settled = anyio.Event()
 
-    async def complete(self, request: ma.ModelRequest) -> ma.ModelResponse:
+    async def complete(self, request: ma.models.ModelRequest) -> ma.models.ModelResponse:
         self.requests.append(request)
         if len(self.requests) > self.open_calls:
             self.waiting += 1
@@ -336,7 +336,7 @@ def test_cancelling_a_batch_keeps_every_finished_item(tmp_path: Path) -> None:
 
     async def main() -> BatchRunner:
         gated = GatedModel(open_calls=12, waiting=4)
-        async with Engine(gated, tiers=ma.TierTable()) as engine:
+        async with Engine(gated, tiers=ma.models.TierTable()) as engine:
             runner = BatchRunner(engine, workflow, items, out, concurrency=4)
             with anyio.fail_after(10):
                 async with anyio.create_task_group() as group:
@@ -367,7 +367,7 @@ def test_reading_stays_a_chunk_ahead_of_the_items_running(tmp_path: Path) -> Non
 
     async def main() -> BatchProgress:
         gated = GatedModel(open_calls=0, waiting=4)
-        async with Engine(gated, tiers=ma.TierTable()) as engine:
+        async with Engine(gated, tiers=ma.models.TierTable()) as engine:
             runner = BatchRunner(engine, workflow, items, out, concurrency=4)
             with anyio.fail_after(10):
                 async with anyio.create_task_group() as group:
@@ -465,7 +465,7 @@ def test_a_simulated_batch_is_labelled_and_summed_up(tmp_path: Path) -> None:
         "".join((ROOT / "examples" / "tickets.jsonl").read_text().splitlines(True)[:20])
     )
     out = tmp_path / "out.jsonl"
-    model = ma.SimulatedModel(workflow.agents, latency=ma.SimulatedLatency(scale=0))
+    model = ma.models.SimulatedModel(workflow.agents, latency=ma.models.SimulatedLatency(scale=0))
 
     summary = batch(model, workflow, items, out, concurrency=8)
 
@@ -534,16 +534,16 @@ def test_two_thousand_items_through_injected_faults_are_all_accounted_for(
     fake_anthropic.fail(Fault.overloaded(), rate=0.05, seed=2)
     fake_anthropic.fail(Fault.server_error(), rate=0.05, seed=3)
     fake_anthropic.fail(Fault.drop_connection(), rate=0.05, seed=4)
-    unlimited = ma.RateLimits(None, None, None)
-    tiers = ma.TierTable()
+    unlimited = ma.models.RateLimits(None, None, None)
+    tiers = ma.models.TierTable()
     for name in tiers.names:
         tiers = tiers.with_tier(name, limits=unlimited)
-    model = ma.anthropic_model(
+    model = ma.models.anthropic_model(
         api_key="test-key",
         base_url=fake_anthropic.base_url,
         tiers=tiers,
         # Three tries: an item fails after three faults in a row (~1%), so both outcomes show.
-        retry=ma.RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01),
+        retry=ma.models.RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01),
     )
 
     async def main() -> BatchSummary:

@@ -28,7 +28,9 @@ def test_overhead_contenders_run_and_the_store_gets_every_span() -> None:
     anyio.run(overhead.plain_asyncio, 3)
     anyio.run(overhead.microagents_runs(None), 3)
     exporter, provider, processor = store_provider()
-    traced = overhead.microagents_runs(ma.Tracing.from_provider(provider), provider.force_flush)
+    traced = overhead.microagents_runs(
+        ma.tracing.Tracing.from_provider(provider), provider.force_flush
+    )
     anyio.run(traced, 4)
     provider.shutdown()
     assert exporter.stored == 4 * 7  # a run, 3 node visits, 3 model calls
@@ -40,8 +42,10 @@ def test_tracing_cost_parts_run_and_only_the_last_writes(tmp_path: Path) -> None
         exporter = exporter_type(tmp_path / "unused.sqlite3")
         anyio.run(tracing_cost._through_store_processor(exporter), 3)
     assert not (tmp_path / "unused.sqlite3").exists()
-    anyio.run(tracing_cost._through_store_processor(ma.SqliteSpanExporter(tmp_path / "t.db")), 3)
-    assert ma.TraceStore(tmp_path / "t.db").count_runs() == 3
+    anyio.run(
+        tracing_cost._through_store_processor(ma.tracing.SqliteSpanExporter(tmp_path / "t.db")), 3
+    )
+    assert ma.tracing.TraceStore(tmp_path / "t.db").count_runs() == 3
 
 
 def test_concurrency_contenders_run() -> None:
@@ -67,9 +71,11 @@ def test_http_contenders_run_against_the_fake_server() -> None:
         for agent, prefix in http_e2e.PROMPTS.items():
             server.on(Reply.structured(ANSWERS[agent]), message_contains=prefix)
         anyio.run(http_e2e.bare_sdk(server.base_url), 2)
-        no_limits = ma.RateLimits(None, None, None)
-        tiers = ma.TierTable.load().with_tier("haiku", limits=no_limits)
-        model = ma.anthropic_model(api_key=http_e2e.API_KEY, base_url=server.base_url, tiers=tiers)
+        no_limits = ma.models.RateLimits(None, None, None)
+        tiers = ma.models.TierTable.load().with_tier("haiku", limits=no_limits)
+        model = ma.models.anthropic_model(
+            api_key=http_e2e.API_KEY, base_url=server.base_url, tiers=tiers
+        )
         anyio.run(http_e2e.microagents_runs(model), 2)
         assert len(server.requests) == 2 * 3 * 2
 
@@ -105,7 +111,7 @@ def test_the_phoenix_checks_runs_escalate_as_its_checks_expect() -> None:
     )
     with FakeAnthropicServer(rate_limits=unlimited) as server:
         phoenix_check.script(server)
-        model = ma.anthropic_model(api_key="not-a-real-key", base_url=server.base_url)
+        model = ma.models.anthropic_model(api_key="not-a-real-key", base_url=server.base_url)
 
         async def both() -> list[ma.RunResult]:
             async with ma.Engine(model, tracing=None) as engine:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 import microagents as ma
-from microagents._loading import load_workflow_spec
+from microagents.spec._loading import load_workflow_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "project"
 ROOT = Path(__file__).parent.parent

@@ -334,7 +334,7 @@ def test_ctrl_c_checkpoints_what_finished_and_exits_130(
 
 
 def test_the_default_concurrency_is_the_engines() -> None:
-    from microagents._engine import DEFAULT_CONCURRENCY
     from microagents.cli import _run
+    from microagents.runtime._engine import DEFAULT_CONCURRENCY
 
     assert _run.DEFAULT_CONCURRENCY == DEFAULT_CONCURRENCY

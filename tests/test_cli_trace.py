@@ -11,7 +11,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from cli_runner import run_cli as run
-from microagents._trace_store import SqliteSpanExporter, default_trace_path
+from microagents.tracing._store import SqliteSpanExporter, default_trace_path
 from test_trace_store import BASE_NS, make_provider, record_fake_run
 
 

@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 import microagents as ma
-from microagents._engine import Engine
-from microagents._model import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents.models._protocol import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeModel
 from registry_helpers import EXAMPLE_PACKAGE, write
 

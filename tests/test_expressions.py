@@ -4,8 +4,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 from pydantic import BaseModel
 
-from microagents._errors import ExpressionError
-from microagents._expressions import (
+from microagents.errors import ExpressionError
+from microagents.spec._expressions import (
     ENVIRONMENT,
     compile_value,
     evaluate_value,

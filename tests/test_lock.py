@@ -8,7 +8,7 @@ import pytest
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents._lock import LOCK_FORMAT, Lock
+from microagents.registry._lock import LOCK_FORMAT, Lock
 from registry_helpers import agent_yaml, workflow_yaml, write
 
 

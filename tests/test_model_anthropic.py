@@ -10,17 +10,17 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from microagents._anthropic import AnthropicModel
-from microagents._backends import anthropic_model
-from microagents._cache import CachedModel
-from microagents._errors import (
+from microagents.errors import (
     AuthenticationError,
     InvalidRequestError,
     ModelConnectionError,
     OverloadedError,
     RateLimitedError,
 )
-from microagents._model import (
+from microagents.models._anthropic import AnthropicModel
+from microagents.models._backends import anthropic_model
+from microagents.models._cache import CachedModel
+from microagents.models._protocol import (
     Message,
     Model,
     ModelRequest,
@@ -33,10 +33,10 @@ from microagents._model import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from microagents._model import aclose_inner as aclose
-from microagents._ratelimit import RateLimitedModel
-from microagents._retry import RetryingModel, RetryPolicy
-from microagents._tiers import RateLimits, TierTable
+from microagents.models._protocol import aclose_inner as aclose
+from microagents.models._ratelimit import RateLimitedModel
+from microagents.models._retry import RetryingModel, RetryPolicy
+from microagents.models._tiers import RateLimits, TierTable
 from microagents.testing import FakeAnthropicServer, FakeClock, Fault, Reply, ServerRateLimits
 
 HAIKU = "claude-haiku-4-5"
@@ -404,7 +404,7 @@ def test_a_one_hour_ttl_is_sent_and_priced_as_such(fake_anthropic: FakeAnthropic
 def test_cost_is_cache_aware() -> None:
     price = TierTable().resolve("haiku").price
     assert price is not None
-    from microagents._model import Usage
+    from microagents.models._protocol import Usage
 
     usage = Usage(
         input_tokens=1000,
@@ -508,8 +508,8 @@ def test_stream_with_deltas_shows_the_answer_as_it_arrives(
             return events
 
     events = anyio.run(main)
-    deltas = [e for e in events if isinstance(e, ma.OutputDelta) and e.node == "route"]
+    deltas = [e for e in events if isinstance(e, ma.results.OutputDelta) and e.node == "route"]
     assert len(deltas) > 1  # it arrived in pieces
     assert json.loads("".join(d.text for d in deltas)) == answer
     assert all(r.body.get("stream") is True for r in fake_anthropic.requests)
-    assert isinstance(events[-1], ma.RunFinished)
+    assert isinstance(events[-1], ma.results.RunFinished)

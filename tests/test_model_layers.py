@@ -8,11 +8,11 @@ import anyio
 import pytest
 
 import microagents as ma
-from microagents._capabilities import deprecation_of
-from microagents._errors import MicroagentsError
-from microagents._model import Message, ModelRequest, ToolChoice, ToolDefinition, Usage
-from microagents._simulate import SimulatedLatency, SimulatedModel
-from microagents._tiers import RateLimits, TierTable
+from microagents.errors import MicroagentsError
+from microagents.models._capabilities import deprecation_of
+from microagents.models._protocol import Message, ModelRequest, ToolChoice, ToolDefinition, Usage
+from microagents.models._simulate import SimulatedLatency, SimulatedModel
+from microagents.models._tiers import RateLimits, TierTable
 from microagents.testing import FakeModel
 
 ROOT = Path(__file__).parent.parent
@@ -137,8 +137,8 @@ def test_usage_adds_up() -> None:
 
 
 def test_the_limiter_takes_its_rate_from_the_api_headers() -> None:
-    from microagents._model import ModelResponse, TextBlock
-    from microagents._ratelimit import RateLimitedModel
+    from microagents.models._protocol import ModelResponse, TextBlock
+    from microagents.models._ratelimit import RateLimitedModel
     from microagents.testing import FakeClock
 
     headers = {
@@ -162,7 +162,7 @@ def test_the_limiter_takes_its_rate_from_the_api_headers() -> None:
 def test_simulated_agents_with_tools_answer_in_one_call() -> None:
     """Agents that may escalate themselves get tool_choice "any": the simulation must still
     answer through the answer tool, not with text (which would cost a repair call)."""
-    from microagents._engine import Engine
+    from microagents.runtime._engine import Engine
 
     workflow = ma.Project(ROOT).load_workflow("workflows/invoice_extraction.yaml")
     model = SimulatedModel(

@@ -16,13 +16,13 @@ from syrupy.assertion import SnapshotAssertion
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents._anthropic import AnthropicModel
-from microagents._batch import run_batch
-from microagents._engine import Engine
-from microagents._model import Message, ModelRequest, ModelResponse, ToolDefinition, Usage
+from microagents.models._anthropic import AnthropicModel
+from microagents.models._protocol import Message, ModelRequest, ModelResponse, ToolDefinition, Usage
+from microagents.runtime._batch import run_batch
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeAnthropicServer, Reply
 
-UNLIMITED = ma.RateLimits(None, None, None)
+UNLIMITED = ma.models.RateLimits(None, None, None)
 TICKET = {"type": "object", "properties": {"ticket": {"type": "string"}}, "required": ["ticket"]}
 # Well over Haiku 4.5's 4,096-token minimum: instructions that never change.
 POLICY = "".join(
@@ -31,14 +31,14 @@ POLICY = "".join(
 )
 
 
-def unlimited(tiers: ma.TierTable) -> ma.TierTable:
+def unlimited(tiers: ma.models.TierTable) -> ma.models.TierTable:
     for name in tiers.names:
         tiers = tiers.with_tier(name, limits=UNLIMITED)
     return tiers
 
 
-def engine(server: FakeAnthropicServer, tiers: ma.TierTable) -> Engine:
-    model = ma.anthropic_model(api_key="test-key", base_url=server.base_url, tiers=tiers)
+def engine(server: FakeAnthropicServer, tiers: ma.models.TierTable) -> Engine:
+    model = ma.models.anthropic_model(api_key="test-key", base_url=server.base_url, tiers=tiers)
     return Engine(model, tiers=tiers, tracing=None)
 
 
@@ -75,9 +75,9 @@ def run_all(
     server: FakeAnthropicServer,
     workflow: ma.CompiledWorkflow,
     tickets: list[str],
-    tiers: ma.TierTable | None = None,
+    tiers: ma.models.TierTable | None = None,
 ) -> list[ma.RunResult]:
-    chosen = unlimited(tiers or ma.TierTable())
+    chosen = unlimited(tiers or ma.models.TierTable())
 
     async def main() -> list[ma.RunResult]:
         async with engine(server, chosen) as running:
@@ -94,7 +94,7 @@ def test_a_deprecated_model_warns_once_and_every_call_succeeds(
 ) -> None:
     # The suite turns warnings into errors: the SDK's DeprecationWarning must not fail a call.
     deprecated = "claude-opus-4-5"
-    assert ma.TierTable().resolve(deprecated).model == deprecated
+    assert ma.models.TierTable().resolve(deprecated).model == deprecated
 
     async def main() -> list[ModelResponse]:
         async with AnthropicModel(api_key="k", base_url=fake_anthropic.base_url) as model:
@@ -171,7 +171,7 @@ def test_an_error_that_is_not_the_apis_is_not_disguised_as_a_model_error(
     ],
 )
 def test_costs_match_genai_prices(model: str, batch: bool, usage: Usage) -> None:
-    price = ma.TierTable().price_of(model)
+    price = ma.models.TierTable().price_of(model)
     assert price is not None
     write_1h = usage.cache_creation_1h_input_tokens
     reference = genai_prices.calc_price(
@@ -227,7 +227,7 @@ def test_a_project_prices_a_model_it_runs(tmp_path: Path) -> None:
         "structured_outputs = false\n"
         "[tool.microagents.tiers.haiku]\nmodel = 'my-gateway-model-1'\nrpm = 600\n"
     )
-    tiers = ma.TierTable.load(tmp_path, environ={})
+    tiers = ma.models.TierTable.load(tmp_path, environ={})
     price = tiers.price_of("my-gateway-model-1")
     assert price is not None
     assert price.cost(Usage(input_tokens=10**6, output_tokens=10**6)) == pytest.approx(2.5)
@@ -238,7 +238,7 @@ def test_a_project_prices_a_model_it_runs(tmp_path: Path) -> None:
         "[tool.microagents.tiers.haiku]\nmodel = 'x-1'\ninput_price = 1\n"
     )
     with pytest.raises(ma.MicroagentsError, match=r'prices belong to the model: \[models\."x-1"\]'):
-        ma.TierTable.load(tmp_path, environ={})
+        ma.models.TierTable.load(tmp_path, environ={})
 
 
 def test_an_unpriced_model_with_a_budget_exits_2_naming_the_model(
@@ -268,7 +268,7 @@ def test_native_structured_output_where_the_model_has_it_and_the_tool_where_not(
     fake_anthropic.on(Reply.structured({"queue": 3, "confidence": 0.9}))
     workflow = one_agent(classifier(prompt="Sort: {{ text }}"), tmp_path)
     legacy = "claude-sonnet-4-20250514"  # no structured outputs in the capability table
-    tiers = ma.TierTable().with_tier("sonnet", model=legacy)
+    tiers = ma.models.TierTable().with_tier("sonnet", model=legacy)
     on_sonnet = one_agent(classifier(prompt="Sort: {{ text }}", model="sonnet"), tmp_path)
     (native,) = run_all(fake_anthropic, workflow, ["a"], tiers)
     (forced,) = run_all(fake_anthropic, on_sonnet, ["b"], tiers)
@@ -324,7 +324,7 @@ def test_effort_is_sent_where_the_model_offers_it_and_is_part_of_the_cache_key(
     on_sonnet, on_haiku = (r.body for r in fake_anthropic.requests)
     assert on_sonnet["output_config"]["effort"] == "low"
     assert "effort" not in on_haiku["output_config"]  # Haiku 4.5 does not offer it
-    from microagents._cache import request_key
+    from microagents.models._cache import request_key
 
     low = ModelRequest("claude-sonnet-4-6", (Message.user("x"),), effort="low")
     high = ModelRequest("claude-sonnet-4-6", (Message.user("x"),), effort="high")
@@ -343,9 +343,9 @@ def test_twenty_inputs_write_the_repeating_prefix_once_and_read_it_nineteen_time
     items.write_text(
         "".join(json.dumps({"ticket": f"ticket number {i}"}) + "\n" for i in range(20))
     )
-    tiers = unlimited(ma.TierTable())
+    tiers = unlimited(ma.models.TierTable())
 
-    async def main() -> ma.BatchSummary:
+    async def main() -> ma.results.BatchSummary:
         async with engine(fake_anthropic, tiers) as running:
             return await run_batch(running, workflow, items, tmp_path / "out.jsonl", concurrency=1)
 
@@ -408,7 +408,7 @@ def test_microagents_models_shows_the_tier_table(
     assert rows["haiku"]["limits"]["source"] == "default"
 
 
-def _rendered(summary: ma.BatchSummary) -> str:
+def _rendered(summary: ma.results.BatchSummary) -> str:
     from rich.console import Console
 
     console = Console(width=200, record=True)

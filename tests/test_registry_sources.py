@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import microagents as ma
-from microagents._config import configured_sources, make_source
-from microagents._git_source import GitSource
+from microagents.registry._config import configured_sources, make_source
+from microagents.registry._git_source import GitSource
 from registry_helpers import (
     GIT_ENV,
     agent_yaml,
@@ -32,7 +32,7 @@ def _hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def codes(problems: list[ma.Problem]) -> list[str]:
+def codes(problems: list[ma.errors.Problem]) -> list[str]:
     return [p.code for p in problems]
 
 
@@ -49,7 +49,7 @@ def test_earlier_folder_wins_and_the_registry_says_which(tmp_path: Path) -> None
     assert registry.resolve("team/qa").reference == "team/qa@1.0.0"
     assert registry.providers("team/qa") == ["mine", "shared"]
     assert registry.resolve("team/other").reference == "team/other@1.0.0"
-    with pytest.raises(ma.ResolutionError, match=r"matches '\^2'; available: 1.0.0") as exc:
+    with pytest.raises(ma.errors.ResolutionError, match=r"matches '\^2'; available: 1.0.0") as exc:
         registry.resolve("team/qa@^2")
     assert exc.value.code == "MA301"
 
@@ -76,7 +76,9 @@ def test_a_malformed_agent_is_reported_with_file_and_line_and_the_others_load(
     problems = registry.problems()
     assert {(p.location.file, p.location.line) for p in problems} >= {(bad, 3)}
     assert "MA202" in codes(problems)
-    with pytest.raises(ma.ResolutionError, match=r"these agent files failed to load: .*bad\.yaml"):
+    with pytest.raises(
+        ma.errors.ResolutionError, match=r"these agent files failed to load: .*bad\.yaml"
+    ):
         registry.resolve("team/bad")
 
 
@@ -92,7 +94,9 @@ def test_the_same_version_with_different_content_in_one_source(tmp_path: Path) -
 
 def test_a_missing_folder_source_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
     project = ma.Project(tmp_path, sources=["no_such_folder"])
-    with pytest.raises(ma.RegistryError, match=r"folder .*no_such_folder does not exist") as exc:
+    with pytest.raises(
+        ma.errors.RegistryError, match=r"folder .*no_such_folder does not exist"
+    ) as exc:
         project.registry.entries()
     assert exc.value.code == "MA801"
 
@@ -110,7 +114,9 @@ def test_content_hash_ignores_formatting_but_not_the_template(tmp_path: Path) ->
     write(tmp_path / "b" / "qa.j2", "Answer: {{ question }}\r\n")
     write(tmp_path / "c" / "qa.yaml", text)
     write(tmp_path / "c" / "qa.j2", "Answer briefly: {{ question }}\n")
-    hashes = [ma.AgentRegistry.from_folders(tmp_path / f).find("team/qa").hash for f in "abc"]
+    hashes = [
+        ma.registry.AgentRegistry.from_folders(tmp_path / f).find("team/qa").hash for f in "abc"
+    ]
     assert hashes[0] == hashes[1] != hashes[2]
     assert hashes[0].startswith("sha256:")
 
@@ -171,7 +177,7 @@ def test_each_way_of_writing_a_source(
 )
 def test_bad_configuration_says_what_to_write(tmp_path: Path, config: str, message: str) -> None:
     write(tmp_path / "microagents.toml", config)
-    with pytest.raises(ma.RegistryError, match=message) as exc:
+    with pytest.raises(ma.errors.RegistryError, match=message) as exc:
         ma.Project(tmp_path)
     assert exc.value.code == "MA803"
 
@@ -230,7 +236,7 @@ def test_a_cached_git_source_works_when_the_remote_is_gone(repo: Path, tmp_path:
 def test_an_unknown_git_ref_lists_the_refs_that_exist(repo: Path, tmp_path: Path) -> None:
     registry = ma.Project(tmp_path, sources=[f"git+{repo}@v9"]).registry
     with pytest.raises(
-        ma.RegistryError, match=r"ref 'v9' not found in .*; it has: main, v1"
+        ma.errors.RegistryError, match=r"ref 'v9' not found in .*; it has: main, v1"
     ) as exc:
         registry.entries()
     assert exc.value.code == "MA802"
@@ -239,14 +245,14 @@ def test_an_unknown_git_ref_lists_the_refs_that_exist(repo: Path, tmp_path: Path
 def test_an_unreachable_repository_is_a_clear_error(tmp_path: Path) -> None:
     source = GitSource(str(tmp_path / "nowhere"), "main")
     with pytest.raises(
-        ma.RegistryError, match=r"cannot clone .*nowhere \(fatal: .*\); check the URL"
+        ma.errors.RegistryError, match=r"cannot clone .*nowhere \(fatal: .*\); check the URL"
     ):
         list(source.entries())
 
 
 def test_a_git_subdirectory_that_does_not_exist(repo: Path, tmp_path: Path) -> None:
     registry = ma.Project(tmp_path, sources=[f"git+{repo}@v1#specs"]).registry
-    with pytest.raises(ma.RegistryError, match="has no folder 'specs' at v1"):
+    with pytest.raises(ma.errors.RegistryError, match="has no folder 'specs' at v1"):
         registry.entries()
 
 
@@ -287,7 +293,9 @@ def test_a_project_folder_wins_over_an_installed_package(installed: Path, tmp_pa
 
 def test_a_named_entry_point_that_is_not_installed(installed: Path, tmp_path: Path) -> None:
     registry = ma.Project(tmp_path, sources=["packages:billing"]).registry
-    with pytest.raises(ma.RegistryError, match=r"'billing' \(installed: team\); pip install"):
+    with pytest.raises(
+        ma.errors.RegistryError, match=r"'billing' \(installed: team\); pip install"
+    ):
         registry.entries()
 
 
@@ -320,7 +328,7 @@ def test_pip_installed_package_is_discovered_by_a_fresh_interpreter(
 def test_a_password_in_a_git_url_is_never_shown(tmp_path: Path) -> None:
     source = GitSource("https://bot:s3cret@127.0.0.1:9/agents.git", "v1")
     assert source.name == "git+https://bot:***@127.0.0.1:9/agents.git@v1"
-    with pytest.raises(ma.RegistryError) as exc:
+    with pytest.raises(ma.errors.RegistryError) as exc:
         list(source.entries())
     assert "s3cret" not in str(exc.value)
     assert "cannot clone https://bot:***@127.0.0.1:9/agents.git" in str(exc.value)

@@ -19,9 +19,15 @@ import pytest
 from pydantic import BaseModel
 
 import microagents as ma
-from microagents._engine import Engine
-from microagents._model import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
-from microagents._results import Escalated, NodeFinished, NodeStarted, RunFinished, ToolCalled
+from microagents.models._protocol import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
+from microagents.results._results import (
+    Escalated,
+    NodeFinished,
+    NodeStarted,
+    RunFinished,
+    ToolCalled,
+)
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeModel
 
 TICKET = {"type": "object", "properties": {"ticket": {"type": "string"}}, "required": ["ticket"]}
@@ -157,7 +163,7 @@ def test_refusal_and_max_tokens_escalate(stop: str, trigger: str) -> None:
 def test_a_model_error_after_retries_escalates() -> None:
     def script(request: ModelRequest) -> Any:
         if tier(request) == "haiku":
-            return ma.OverloadedError("overloaded")
+            return ma.errors.OverloadedError("overloaded")
         return answer(request, text="ok", confidence=0.9)
 
     result, _ = run(one_agent_flow(agent()), script)
@@ -177,7 +183,7 @@ def test_the_escalate_tool_climbs_with_its_reason() -> None:
     # Native structured output: the answer is the reply's text, so only escalate is a tool.
     offered = {t.name for t in model.requests[0].tools}
     assert offered == {"escalate"}
-    assert model.requests[0].tool_choice == ma.ToolChoice("auto")
+    assert model.requests[0].tool_choice == ma.models.ToolChoice("auto")
     # On the top rung there is nowhere to go: the escalate tool is not offered.
     assert (
         "escalate" not in {t.name for t in model.requests[-1].tools}
@@ -532,7 +538,7 @@ def test_sub_workflow_node_rolls_up_cost(tmp_path: Path) -> None:
     (tmp_path / "workflows").mkdir()
     (tmp_path / "workflows" / "inner.yaml").write_text(inner.to_yaml())
     project = ma.Project(
-        tmp_path, agent_dirs=[], registry=ma.AgentRegistry([]).with_specs([agent()])
+        tmp_path, agent_dirs=[], registry=ma.registry.AgentRegistry([]).with_specs([agent()])
     )
     result, _ = run(outer.compile(project), lambda r: answer(r, text="deep", confidence=0.9))
     assert result.ok, result.error
@@ -619,7 +625,9 @@ def test_run_sync_with_the_simulated_backend(
 ) -> None:
     monkeypatch.setenv("MICROAGENTS_TIER_HAIKU", "claude-haiku-4-5")
     workflow = project.load_workflow("workflows/invoice_extraction.yaml")
-    engine = Engine(ma.SimulatedModel(workflow.agents, latency=ma.SimulatedLatency(scale=0)))
+    engine = Engine(
+        ma.models.SimulatedModel(workflow.agents, latency=ma.models.SimulatedLatency(scale=0))
+    )
     result = ma.run_sync(workflow, {"text": "Invoice 42 from ACME, total 10.00 EUR"}, engine=engine)
     assert result.ok, result.error
     assert result.simulated

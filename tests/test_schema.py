@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from microagents._errors import SchemaError
-from microagents._schema import json_types, model_from_schema, subschema
+from microagents.errors import SchemaError
+from microagents.spec._schema import json_types, model_from_schema, subschema
 
 SCHEMA = {
     "type": "object",

@@ -10,10 +10,10 @@ import pytest
 from sqlglot import exp
 
 import microagents as ma
-from microagents import _sql_scope
-from microagents._sql_connect import plain
-from microagents._sql_functions import FUNCTION_CLASSES
-from microagents._sql_nodes import clause_args
+from microagents.sql import _scope as _sql_scope
+from microagents.sql._connect import plain
+from microagents.sql._functions import FUNCTION_CLASSES
+from microagents.sql._nodes import clause_args
 from sql_corpus.analytical import ANALYTICAL
 from sql_corpus.hostile import HOSTILE
 
@@ -41,8 +41,8 @@ def test_the_corpora_are_as_large_as_promised() -> None:
 
 @pytest.mark.parametrize(("dialect", "sql", "code"), CASES, ids=lambda v: str(v)[:50])
 def test_hostile_statements_are_refused_with_a_reason(dialect: Any, sql: str, code: str) -> None:
-    with pytest.raises(ma.SqlRefused) as refused:
-        ma.guard_sql(sql, dialect, columns=SHOP_COLUMNS)
+    with pytest.raises(ma.errors.SqlRefused) as refused:
+        ma.sql.guard_sql(sql, dialect, columns=SHOP_COLUMNS)
     assert refused.value.code == code, str(refused.value)
     # The reason says what to do, for the agent that has to repair its query.
     assert str(refused.value).startswith(f"{code}: ")
@@ -56,7 +56,9 @@ def direct(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         from conftest import SHOP_DB
 
-        return ma.SqlDatabase(f"sqlite:///{SHOP_DB}", row_limit=10_000), sqlite3.connect(SHOP_DB)
+        return ma.sql.SqlDatabase(f"sqlite:///{SHOP_DB}", row_limit=10_000), sqlite3.connect(
+            SHOP_DB
+        )
     from conftest import _shop_script
 
     path = tmp_path_factory.mktemp("analytical") / "shop.duckdb"
@@ -64,7 +66,7 @@ def direct(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     import duckdb
 
     # Queries run in the database's worker processes; this process reads it read-only too.
-    return ma.SqlDatabase(f"duckdb:///{path}", row_limit=10_000), duckdb.connect(
+    return ma.sql.SqlDatabase(f"duckdb:///{path}", row_limit=10_000), duckdb.connect(
         str(path), read_only=True
     )
 
@@ -82,7 +84,7 @@ def test_analytical_queries_are_allowed_and_give_the_rows_they_give_directly(
 
 
 def test_what_runs_is_the_checked_tree_regenerated_without_comments() -> None:
-    guarded = ma.guard_sql(
+    guarded = ma.sql.guard_sql(
         "SELECT id -- the id\nFROM orders /* ; DROP TABLE orders */ WHERE total > 10", "sqlite"
     )
     assert guarded.sql == "SELECT id FROM orders WHERE total > 10"
@@ -92,24 +94,28 @@ def test_what_runs_is_the_checked_tree_regenerated_without_comments() -> None:
 
 def test_tables_outside_the_allow_list_or_the_database_are_refused() -> None:
     allowed = ["orders", "order_items"]
-    ma.guard_sql("SELECT count(*) FROM orders JOIN order_items ON order_id = orders.id", "sqlite",
-                 columns=SHOP_COLUMNS, allowed_tables=allowed)  # fmt: skip
+    ma.sql.guard_sql(
+        "SELECT count(*) FROM orders JOIN order_items ON order_id = orders.id",
+        "sqlite",
+        columns=SHOP_COLUMNS,
+        allowed_tables=allowed,
+    )
     for sql in (
         "SELECT * FROM customers",
         "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM Customers)",
         "WITH c AS (SELECT * FROM customers) SELECT * FROM c",
     ):
-        with pytest.raises(ma.SqlRefused, match=r"table '[cC]ustomers'") as refused:
-            ma.guard_sql(sql, "sqlite", columns=SHOP_COLUMNS, allowed_tables=allowed)
+        with pytest.raises(ma.errors.SqlRefused, match=r"table '[cC]ustomers'") as refused:
+            ma.sql.guard_sql(sql, "sqlite", columns=SHOP_COLUMNS, allowed_tables=allowed)
         assert refused.value.code == "MA604"
         assert "allowed: order_items, orders" in str(refused.value)
-    with pytest.raises(ma.SqlRefused, match="no table 'sqlite_master'") as unknown:
-        ma.guard_sql("SELECT * FROM sqlite_master", "sqlite", columns=SHOP_COLUMNS)
+    with pytest.raises(ma.errors.SqlRefused, match="no table 'sqlite_master'") as unknown:
+        ma.sql.guard_sql("SELECT * FROM sqlite_master", "sqlite", columns=SHOP_COLUMNS)
     assert unknown.value.code == "MA604"
 
 
 def test_scoping_filters_every_table_reference_with_a_bound_parameter() -> None:
-    guarded = ma.guard_sql(
+    guarded = ma.sql.guard_sql(
         "WITH big AS (SELECT * FROM orders o WHERE total > 100) "
         "SELECT c.name FROM customers c JOIN big ON big.customer_id = c.id "
         "WHERE c.id IN (SELECT customer_id FROM support_tickets) "
@@ -128,7 +134,7 @@ def test_scoping_filters_every_table_reference_with_a_bound_parameter() -> None:
     ):
         assert (f"(SELECT * FROM {table} WHERE {table}.tenant_id = :scope_tenant_id) AS {alias}"
                 in guarded.sql)  # fmt: skip
-    duck = ma.guard_sql(
+    duck = ma.sql.guard_sql(
         "SELECT * FROM orders", "duckdb", columns=SHOP_COLUMNS, scope={"tenant_id": 1}
     )
     assert "$scope_tenant_id" in duck.sql
@@ -147,8 +153,8 @@ def test_scoping_filters_every_table_reference_with_a_bound_parameter() -> None:
 def test_a_query_that_cannot_be_scoped_is_refused(
     sql: str, columns: dict[str, list[str]], scope: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ma.SqlRefused, match=message) as refused:
-        ma.guard_sql(sql, "sqlite", columns=columns, scope=scope)
+    with pytest.raises(ma.errors.SqlRefused, match=message) as refused:
+        ma.sql.guard_sql(sql, "sqlite", columns=columns, scope=scope)
     assert refused.value.code == "MA606"
 
 
@@ -158,22 +164,22 @@ def test_a_cte_makes_a_name_a_cte_only_where_it_is_visible() -> None:
     only_orders = {"orders": SHOP_COLUMNS["orders"]}
     hidden = "SELECT * FROM customers WHERE EXISTS (WITH customers AS (SELECT 1) SELECT 1)"
     for scope in (None, {"tenant_id": 1}):
-        with pytest.raises(ma.SqlRefused, match="table 'customers'") as hidden_table:
-            ma.guard_sql(hidden, "sqlite", columns=only_orders, allowed_tables=["orders"],
+        with pytest.raises(ma.errors.SqlRefused, match="table 'customers'") as hidden_table:
+            ma.sql.guard_sql(hidden, "sqlite", columns=only_orders, allowed_tables=["orders"],
                          scope=scope)  # fmt: skip
         assert hidden_table.value.code == "MA604"
     # A later CTE is not visible in an earlier one: there the name is a table's, checked as one.
     forward = "WITH a AS (SELECT * FROM b), b AS (SELECT 1 AS x) SELECT * FROM a"
-    with pytest.raises(ma.SqlRefused, match="no table 'b'"):
-        ma.guard_sql(forward, "duckdb", columns=SHOP_COLUMNS)
+    with pytest.raises(ma.errors.SqlRefused, match="no table 'b'"):
+        ma.sql.guard_sql(forward, "duckdb", columns=SHOP_COLUMNS)
     # In its own body, a CTE is visible only when it can recurse (in SQLite, always).
     itself = "WITH n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM n"
-    with pytest.raises(ma.SqlRefused, match="no table 'n'"):
-        ma.guard_sql(itself, "duckdb", columns=SHOP_COLUMNS)
-    assert ma.guard_sql(itself, "sqlite", columns=SHOP_COLUMNS).tables == ()
+    with pytest.raises(ma.errors.SqlRefused, match="no table 'n'"):
+        ma.sql.guard_sql(itself, "duckdb", columns=SHOP_COLUMNS)
+    assert ma.sql.guard_sql(itself, "sqlite", columns=SHOP_COLUMNS).tables == ()
     recursive = itself.replace("WITH", "WITH RECURSIVE")
-    assert ma.guard_sql(recursive, "duckdb", columns=SHOP_COLUMNS).tables == ()
-    guarded = ma.guard_sql(recursive + ", orders", "duckdb", columns=SHOP_COLUMNS,
+    assert ma.sql.guard_sql(recursive, "duckdb", columns=SHOP_COLUMNS).tables == ()
+    guarded = ma.sql.guard_sql(recursive + ", orders", "duckdb", columns=SHOP_COLUMNS,
                            scope={"tenant_id": 1})  # fmt: skip
     assert guarded.tables == ("orders",)
 
@@ -191,25 +197,25 @@ def test_a_cte_makes_a_name_a_cte_only_where_it_is_visible() -> None:
 def test_a_rewrite_that_loses_a_clause_is_refused(
     dialect: Any, sql: str, clause: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scoped = ma.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
+    scoped = ma.sql.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
     # The scoping subquery takes over the table's clause: it still runs, scoped.
     assert clause in scoped.sql
     assert scoped.sql.count("tenant_id = ") == len(scoped.tables)
     # The rewrite as it was before: the subquery replaced the table and dropped its clauses.
     monkeypatch.setattr(_sql_scope, "CARRIED", ())
-    with pytest.raises(ma.SqlRefused, match="could not run this query exactly") as refused:
-        ma.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
+    with pytest.raises(ma.errors.SqlRefused, match="could not run this query exactly") as refused:
+        ma.sql.guard_sql(sql, dialect, columns=SHOP_COLUMNS, scope={"tenant_id": 1})
     assert refused.value.code == "MA608"
 
 
 def test_what_runs_is_parsed_back_and_must_be_what_was_checked() -> None:
     # sqlglot cannot write a TABLESAMPLE in SQLite: refused rather than run without it.
-    with pytest.raises(ma.SqlRefused, match="cannot be written in sqlite") as lost:
-        ma.guard_sql("SELECT * FROM orders TABLESAMPLE (10 PERCENT)", "sqlite")
+    with pytest.raises(ma.errors.SqlRefused, match="cannot be written in sqlite") as lost:
+        ma.sql.guard_sql("SELECT * FROM orders TABLESAMPLE (10 PERCENT)", "sqlite")
     assert lost.value.code == "MA608"
     # A scoped query that reads no table binds no parameter (DuckDB refuses unused ones).
-    assert ma.guard_sql("SELECT 1 AS one", "duckdb", scope={"tenant_id": 1}).params == {}
-    guarded = ma.guard_sql(
+    assert ma.sql.guard_sql("SELECT 1 AS one", "duckdb", scope={"tenant_id": 1}).params == {}
+    guarded = ma.sql.guard_sql(
         "SELECT 1 AS one FROM orders", "duckdb", columns=SHOP_COLUMNS, scope={"tenant_id": 1}
     )
     assert guarded.params == {"scope_tenant_id": 1}
@@ -244,7 +250,7 @@ def test_the_docs_list_every_allowed_function_name_and_every_code() -> None:
     import re
 
     from conftest import ROOT
-    from microagents._sql_functions import FUNCTION_NAMES
+    from microagents.sql._functions import FUNCTION_NAMES
 
     sql_doc = (ROOT / "docs" / "sql.md").read_text("utf-8")
     for dialect, names in FUNCTION_NAMES.items():

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import microagents as ma
-from microagents._sql_worker import KILL_GRACE
+from microagents.sql._worker import KILL_GRACE
 from sql_corpus.runaway import RUNAWAY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +78,8 @@ def test_the_sqlite_authorizer_denies_functions_outside_the_allow_list(
     shop_sqlite: Path, call: str
 ) -> None:
     # The guard is off: the authorizer alone stands between the statement and the function.
-    database = ma.SqlDatabase(url(shop_sqlite), guard=False)
-    with pytest.raises(ma.SqlDatabaseError, match="not authorized") as denied:
+    database = ma.sql.SqlDatabase(url(shop_sqlite), guard=False)
+    with pytest.raises(ma.errors.SqlDatabaseError, match="not authorized") as denied:
         database.query(f"SELECT {call}")
     assert denied.value.code == "MA613"
     database.close()
@@ -108,14 +108,14 @@ SQLITE_CALLS = [
 def test_every_function_the_guard_allows_in_sqlite_passes_the_authorizer(
     shop_sqlite: Path,
 ) -> None:
-    database = ma.SqlDatabase(url(shop_sqlite))
+    database = ma.sql.SqlDatabase(url(shop_sqlite))
     for sql in SQLITE_CALLS:
         assert database.query(sql).row_count == 1, sql
     database.close()
 
 
 def test_results_are_bounded_in_bytes_before_they_reach_a_prompt(shop_sqlite: Path) -> None:
-    database = ma.SqlDatabase(url(shop_sqlite), limits=ma.SqlLimits(result_bytes=2_000))
+    database = ma.sql.SqlDatabase(url(shop_sqlite), limits=ma.sql.SqlLimits(result_bytes=2_000))
     found = database.query("SELECT * FROM customers ORDER BY id")
     assert found.truncated
     assert 0 < found.row_count < 50
@@ -132,7 +132,7 @@ def test_results_are_bounded_in_bytes_before_they_reach_a_prompt(shop_sqlite: Pa
 
 
 def test_a_scoped_duckdb_query_that_reads_no_table_runs(shop_duckdb: Path) -> None:
-    database = ma.SqlDatabase(url(shop_duckdb))
+    database = ma.sql.SqlDatabase(url(shop_duckdb))
     found = database.query("SELECT 1 AS one, upper('a') AS a", {"tenant_id": 1})
     assert found.rows == [[1, "A"]]
     assert database.query("SELECT count(*) FROM orders", {"tenant_id": 1}).rows[0][0] > 0
@@ -140,21 +140,21 @@ def test_a_scoped_duckdb_query_that_reads_no_table_runs(shop_duckdb: Path) -> No
 
 
 def test_the_limits_reach_the_engines(shop_sqlite: Path, shop_duckdb: Path) -> None:
-    sqlite = ma.SqlDatabase(
+    sqlite = ma.sql.SqlDatabase(
         url(shop_sqlite),
-        limits=ma.SqlLimits(value_bytes=100, sqlite={"compound_select": 2}),
+        limits=ma.sql.SqlLimits(value_bytes=100, sqlite={"compound_select": 2}),
     )
-    with pytest.raises(ma.SqlDatabaseError, match="string or blob too big") as too_big:
+    with pytest.raises(ma.errors.SqlDatabaseError, match="string or blob too big") as too_big:
         sqlite.query("SELECT replace(printf('%.*c', 90, 'x'), 'x', 'xx')")
     assert too_big.value.code == "MA615"
     assert "values up to 100 bytes" in too_big.value.reason
-    with pytest.raises(ma.SqlDatabaseError, match="too many terms in compound SELECT"):
+    with pytest.raises(ma.errors.SqlDatabaseError, match="too many terms in compound SELECT"):
         sqlite.query("SELECT 1 UNION SELECT 2 UNION SELECT 3")
     assert sqlite.query("SELECT 1 UNION SELECT 2").row_count == 2
     sqlite.close()
     # current_setting is not on the guard's allow-list: asked with the guard off.
-    duckdb = ma.SqlDatabase(
-        url(shop_duckdb), guard=False, limits=ma.SqlLimits(memory_bytes=200 << 20, threads=1)
+    duckdb = ma.sql.SqlDatabase(
+        url(shop_duckdb), guard=False, limits=ma.sql.SqlLimits(memory_bytes=200 << 20, threads=1)
     )
     settings = duckdb.query(
         "SELECT current_setting('threads'), current_setting('memory_limit'), "
@@ -165,7 +165,7 @@ def test_the_limits_reach_the_engines(shop_sqlite: Path, shop_duckdb: Path) -> N
 
 
 def test_postgres_and_duckdb_are_given_the_limits_as_their_own_settings() -> None:
-    limits = ma.SqlLimits(memory_bytes=1 << 30, threads=3, temp_bytes=10 << 20)
+    limits = ma.sql.SqlLimits(memory_bytes=1 << 30, threads=3, temp_bytes=10 << 20)
     # SET LOCAL values, in the query's read-only transaction (no server in these tests).
     assert limits.postgres_settings(2.5) == {
         "statement_timeout": "2500ms",
@@ -188,13 +188,13 @@ def test_postgres_and_duckdb_are_given_the_limits_as_their_own_settings() -> Non
     ],
 )
 def test_limits_out_of_range_say_what_is_allowed(limits: dict[str, Any], message: str) -> None:
-    with pytest.raises(ma.SqlError, match=message) as bad:
-        ma.SqlLimits(**limits)
+    with pytest.raises(ma.errors.SqlError, match=message) as bad:
+        ma.sql.SqlLimits(**limits)
     assert bad.value.code == "MA610"
 
 
 def test_a_worker_that_died_is_replaced_and_closing_stops_them(shop_sqlite: Path) -> None:
-    database = ma.SqlDatabase(url(shop_sqlite), limits=ma.SqlLimits(workers=1))
+    database = ma.sql.SqlDatabase(url(shop_sqlite), limits=ma.sql.SqlLimits(workers=1))
     workers: Any = database.connection()
     first = workers._idle[0]._process
     first.kill()  # from outside, while idle
@@ -207,7 +207,7 @@ def test_a_worker_that_died_is_replaced_and_closing_stops_them(shop_sqlite: Path
 
 
 def test_a_database_nobody_closed_stops_its_workers_when_it_goes(shop_sqlite: Path) -> None:
-    database = ma.SqlDatabase(url(shop_sqlite))
+    database = ma.sql.SqlDatabase(url(shop_sqlite))
     database.query("SELECT 1")
     (process,) = (w._process for w in database.connection()._running)  # type: ignore[attr-defined]
     del database
@@ -216,7 +216,7 @@ def test_a_database_nobody_closed_stops_its_workers_when_it_goes(shop_sqlite: Pa
 
 
 def test_at_most_workers_queries_run_at_once(shop_sqlite: Path) -> None:
-    database = ma.SqlDatabase(url(shop_sqlite), limits=ma.SqlLimits(workers=2))
+    database = ma.sql.SqlDatabase(url(shop_sqlite), limits=ma.sql.SqlLimits(workers=2))
     slow = (
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
         "SELECT count(*) FROM n"

@@ -138,14 +138,14 @@ def build(path: Path, tenant_only: int | None) -> None:
 @pytest.fixture(scope="module")
 def shops(
     tmp_path_factory: pytest.TempPathFactory, shop_script: Any
-) -> Iterator[dict[str, tuple[ma.SqlDatabase, ma.SqlDatabase]]]:
+) -> Iterator[dict[str, tuple[ma.sql.SqlDatabase, ma.sql.SqlDatabase]]]:
     """Per dialect: the planted shop (queried scoped) and tenant 1's rows alone (unscoped)."""
     from conftest import SHOP_DB
 
     folder = tmp_path_factory.mktemp("planted")
     shutil.copy(SHOP_DB, folder / "shop.db")
     shop_script.write_duckdb(folder / "shop.duckdb")
-    limits = ma.SqlLimits(result_bytes=100_000_000)
+    limits = ma.sql.SqlLimits(result_bytes=100_000_000)
     found = {}
     for dialect, suffix in (("sqlite", ".db"), ("duckdb", ".duckdb")):
         full, own = folder / f"shop{suffix}", folder / f"own{suffix}"
@@ -153,8 +153,10 @@ def shops(
         shutil.copy(full, own)
         build(own, 1)
         found[dialect] = (
-            ma.SqlDatabase(f"{dialect}:///{full}", row_limit=100_000, limits=limits),
-            ma.SqlDatabase(f"{dialect}:///{own}", row_limit=100_000, limits=limits, guard=False),
+            ma.sql.SqlDatabase(f"{dialect}:///{full}", row_limit=100_000, limits=limits),
+            ma.sql.SqlDatabase(
+                f"{dialect}:///{own}", row_limit=100_000, limits=limits, guard=False
+            ),
         )
     yield found
     for scoped, own in found.values():
@@ -358,12 +360,12 @@ def normal(rows: list[list[Any]]) -> list[str]:
 @settings(settings.get_profile(PROFILE))
 @given(query=queries())
 def test_a_scoped_query_never_sees_another_tenants_rows(
-    shops: dict[str, tuple[ma.SqlDatabase, ma.SqlDatabase]], query: tuple[str, bool]
+    shops: dict[str, tuple[ma.sql.SqlDatabase, ma.sql.SqlDatabase]], query: tuple[str, bool]
 ) -> None:
     sql, refused = query
     for dialect, (scoped, own) in shops.items():
         if refused:
-            with pytest.raises(ma.SqlRefused, match="IN a table") as refusal:
+            with pytest.raises(ma.errors.SqlRefused, match="IN a table") as refusal:
                 scoped.query(sql, {"tenant_id": 1})
             assert refusal.value.code == "MA608"
             continue
@@ -375,7 +377,7 @@ def test_a_scoped_query_never_sees_another_tenants_rows(
 
 
 def test_the_planted_rows_are_there_to_be_found(
-    shops: dict[str, tuple[ma.SqlDatabase, ma.SqlDatabase]],
+    shops: dict[str, tuple[ma.sql.SqlDatabase, ma.sql.SqlDatabase]],
 ) -> None:
     """Unscoped, the planted rows are read: the property above is not vacuous."""
     for scoped, _ in shops.values():

@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 import microagents as ma
-from microagents._sql_connect import plain, pyformat
-from microagents._tool_calls import call_tool
+from microagents.runtime._tool_calls import call_tool
+from microagents.sql._connect import plain, pyformat
 from sql_corpus.cross_tenant import CROSS_TENANT
 
 WRITES = [
@@ -53,8 +53,8 @@ def test_with_the_guard_off_every_write_fails_and_the_file_is_unchanged(
 ) -> None:
     monkeypatch.chdir(shop.parent)  # where ATTACH, COPY and VACUUM INTO would write
     before = digest(shop)
-    database = ma.SqlDatabase(url(shop), guard=False)
-    _, query = ma.sql_tools(database)
+    database = ma.sql.SqlDatabase(url(shop), guard=False)
+    _, query = ma.sql.sql_tools(database)
     for statement in WRITES:
         outcome = anyio.run(call_tool, query, {"sql": statement})
         assert outcome.error is not None, statement
@@ -68,14 +68,14 @@ def test_with_the_guard_off_every_write_fails_and_the_file_is_unchanged(
     assert digest(shop) == before
     assert sorted(p.name for p in shop.parent.iterdir()) == [shop.name]
     assert database.query("SELECT count(*) FROM orders").rows == [[1336]]
-    with pytest.raises(ma.SqlError, match="row scoping needs the guard"):
+    with pytest.raises(ma.errors.SqlError, match="row scoping needs the guard"):
         database.query("SELECT count(*) FROM orders", {"tenant_id": 1})
 
 
 def test_a_query_past_its_time_limit_is_stopped(shop: Path) -> None:
-    database = ma.SqlDatabase(url(shop), timeout=0.3)
+    database = ma.sql.SqlDatabase(url(shop), timeout=0.3)
     started = time.perf_counter()
-    with pytest.raises(ma.SqlDatabaseError, match=r"ran longer than 0\.3 s") as slow:
+    with pytest.raises(ma.errors.SqlDatabaseError, match=r"ran longer than 0\.3 s") as slow:
         database.query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
         )
@@ -85,17 +85,17 @@ def test_a_query_past_its_time_limit_is_stopped(shop: Path) -> None:
 
 
 def test_rows_past_the_limit_are_cut_with_a_note(shop: Path) -> None:
-    rows = ma.SqlDatabase(url(shop), row_limit=25).query("SELECT id FROM orders ORDER BY id")
+    rows = ma.sql.SqlDatabase(url(shop), row_limit=25).query("SELECT id FROM orders ORDER BY id")
     assert (rows.row_count, rows.truncated) == (25, True)
     assert rows.rows[-1] == [25]
     assert rows.columns == ["id"]
     assert "only the first 25 rows" in rows.note
-    whole = ma.SqlDatabase(url(shop), row_limit=25).query("SELECT count(*) AS n FROM orders")
+    whole = ma.sql.SqlDatabase(url(shop), row_limit=25).query("SELECT count(*) AS n FROM orders")
     assert (whole.truncated, whole.note) == (False, "")
 
 
 def test_the_schema_summary_is_compact_scoped_and_cached(shop: Path) -> None:
-    database = ma.SqlDatabase(url(shop))
+    database = ma.sql.SqlDatabase(url(shop))
     schema = database.schema({"tenant_id": 3})
     assert schema.dialect == shop.suffix.replace(".db", "sqlite").lstrip(".")
     assert schema.tables == ["customers", "order_items", "orders", "products", "support_tickets"]
@@ -135,8 +135,8 @@ def only_tenant(shop: Path, tenant: int, into: Path) -> Path:
 
 def test_scoped_queries_see_only_the_callers_rows(shop: Path, tmp_path: Path) -> None:
     assert len(CROSS_TENANT) >= 20
-    own = ma.SqlDatabase(url(only_tenant(shop, 1, tmp_path)), row_limit=10_000, guard=False)
-    database = ma.SqlDatabase(url(shop), row_limit=10_000)
+    own = ma.sql.SqlDatabase(url(only_tenant(shop, 1, tmp_path)), row_limit=10_000, guard=False)
+    database = ma.sql.SqlDatabase(url(shop), row_limit=10_000)
 
     def ordered(rows: list[list[Any]]) -> list[list[Any]]:
         return sorted(rows, key=repr)
@@ -156,7 +156,7 @@ def test_sqlite_in_tablename_cannot_reach_another_tenant_or_the_catalog(shop_sql
     """SQLite reads `x IN tablename` as `x IN (SELECT * FROM tablename)`. The guard used to see
     a column there: scoped to tenant 1, these confirmed tenant 2's customer 141 and counted
     tenant 2's orders, and read sqlite_master past a `tables` allow-list."""
-    database = ma.SqlDatabase(url(shop_sqlite))
+    database = ma.sql.SqlDatabase(url(shop_sqlite))
     tenant_two = (
         "(141, 2, 'Chloe Moss', 'chloe.moss141@example.com', 'US', 'business', '2024-02-11')"
     )
@@ -166,13 +166,15 @@ def test_sqlite_in_tablename_cannot_reach_another_tenant_or_the_catalog(shop_sql
         "WITH t(n) AS (VALUES (684), (685)) SELECT count(*) FROM t WHERE (n) IN orders",
     ]
     # Unguarded, the first does find tenant 2's customer: the form is real.
-    raw = ma.SqlDatabase(url(shop_sqlite), guard=False)
+    raw = ma.sql.SqlDatabase(url(shop_sqlite), guard=False)
     assert raw.query(attacks[0]).rows == [[1]]
     for sql in attacks:
-        with pytest.raises(ma.SqlRefused, match="IN a table or function without parentheses"):
+        with pytest.raises(
+            ma.errors.SqlRefused, match="IN a table or function without parentheses"
+        ):
             database.query(sql, {"tenant_id": 1})
-    allow_listed = ma.SqlDatabase(url(shop_sqlite), tables=["orders"])
-    with pytest.raises(ma.SqlRefused) as catalog:
+    allow_listed = ma.sql.SqlDatabase(url(shop_sqlite), tables=["orders"])
+    with pytest.raises(ma.errors.SqlRefused) as catalog:
         allow_listed.query("SELECT count(*) FROM orders WHERE 'orders' IN sqlite_master")
     assert catalog.value.code == "MA608"
     for db in (database, raw, allow_listed):
@@ -200,14 +202,14 @@ def test_a_tables_own_clauses_survive_scoping(
 ) -> None:
     """The scoping rewrite used to drop a parenthesised join, PIVOT and TABLESAMPLE."""
     shop: Path = request.getfixturevalue(f"shop_{dialect}")
-    own = ma.SqlDatabase(url(only_tenant(shop, 1, tmp_path)), row_limit=10_000, guard=False)
-    scoped = ma.SqlDatabase(url(shop), row_limit=10_000).query(sql, {"tenant_id": 1})
+    own = ma.sql.SqlDatabase(url(only_tenant(shop, 1, tmp_path)), row_limit=10_000, guard=False)
+    scoped = ma.sql.SqlDatabase(url(shop), row_limit=10_000).query(sql, {"tenant_id": 1})
     assert scoped.row_count > 0
     assert sorted(scoped.rows, key=repr) == sorted(own.query(sql).rows, key=repr)
 
 
 def test_tool_errors_go_back_as_text_an_agent_can_act_on(shop_sqlite: Path) -> None:
-    schema_tool, query_tool = ma.sql_tools(url(shop_sqlite))
+    schema_tool, query_tool = ma.sql.sql_tools(url(shop_sqlite))
     refused = anyio.run(call_tool, query_tool, {"sql": "DELETE FROM orders"})
     assert refused.error is not None
     assert "sql.query failed: SqlRefused: MA602: a DELETE statement is not allowed" in refused.error
@@ -240,20 +242,20 @@ def test_without_a_database_the_tools_say_how_to_configure_one() -> None:
     ],
 )
 def test_a_bad_url_says_what_to_write(given: str, code: str, message: str) -> None:
-    with pytest.raises(ma.SqlDatabaseError, match=message) as bad:
-        ma.SqlDatabase(given).connection()
+    with pytest.raises(ma.errors.SqlDatabaseError, match=message) as bad:
+        ma.sql.SqlDatabase(given).connection()
     assert bad.value.code == code
 
 
 def test_a_file_that_is_not_a_database_is_refused_when_opened(tmp_path: Path) -> None:
     (tmp_path / "notes.db").write_text("not a database")
-    with pytest.raises(ma.SqlDatabaseError, match="cannot open SQLite database") as bad:
-        ma.SqlDatabase(f"sqlite:///{tmp_path / 'notes.db'}").connection()
+    with pytest.raises(ma.errors.SqlDatabaseError, match="cannot open SQLite database") as bad:
+        ma.sql.SqlDatabase(f"sqlite:///{tmp_path / 'notes.db'}").connection()
     assert bad.value.code == "MA611"
 
 
 def test_postgres_parameters_leave_percent_literals_alone() -> None:
-    guarded = ma.guard_sql(
+    guarded = ma.sql.guard_sql(
         "SELECT name FROM customers WHERE name LIKE 'A%' AND email LIKE '%@example.com'",
         "postgres",
         columns={"customers": ["name", "email", "tenant_id"]},
@@ -270,8 +272,8 @@ def test_postgres_without_its_driver_says_which_extra_to_install() -> None:
 
     if importlib.util.find_spec("psycopg") is not None:
         pytest.skip("psycopg is installed here")
-    with pytest.raises(ma.SqlDatabaseError, match=r"pip install 'microagents\[postgres\]'"):
-        ma.SqlDatabase("postgresql://reader@localhost/shop").connection()
+    with pytest.raises(ma.errors.SqlDatabaseError, match=r"pip install 'microagents\[postgres\]'"):
+        ma.sql.SqlDatabase("postgresql://reader@localhost/shop").connection()
 
 
 def test_values_become_json_friendly() -> None:
@@ -298,7 +300,13 @@ def test_a_project_loads_no_sql_dependency_until_a_query_runs() -> None:
 
 
 def test_an_agent_calling_sql_query_repairs_its_query_from_the_refusal(shop_sqlite: Path) -> None:
-    from microagents._model import ModelRequest, ModelResponse, ToolResultBlock, ToolUseBlock, Usage
+    from microagents.models._protocol import (
+        ModelRequest,
+        ModelResponse,
+        ToolResultBlock,
+        ToolUseBlock,
+        Usage,
+    )
     from microagents.testing import FakeModel
 
     analyst = ma.AgentSpec(

@@ -21,13 +21,13 @@ from opentelemetry.util.types import Attributes
 from tests.test_tracing import run_triage
 
 import microagents as ma
-from microagents._trace_store import SpanRecord, TraceStore, default_trace_path
-from microagents._tracing import Tracing
+from microagents.tracing._store import SpanRecord, TraceStore, default_trace_path
+from microagents.tracing._tracing import Tracing
 
 
-def store_provider(**options: Any) -> tuple[TracerProvider, ma.StoreSpanProcessor]:
+def store_provider(**options: Any) -> tuple[TracerProvider, ma.tracing.StoreSpanProcessor]:
     provider = TracerProvider(shutdown_on_exit=False)
-    processor = ma.StoreSpanProcessor(ma.SqliteSpanExporter(keep_days=0), **options)
+    processor = ma.tracing.StoreSpanProcessor(ma.tracing.SqliteSpanExporter(keep_days=0), **options)
     provider.add_span_processor(processor)
     return provider, processor
 
@@ -117,7 +117,9 @@ class RecordOnly(Sampler):
 
 def test_spans_recorded_but_not_sampled_are_not_stored() -> None:
     provider = TracerProvider(sampler=RecordOnly(), shutdown_on_exit=False)
-    processor = ma.StoreSpanProcessor(ma.SqliteSpanExporter(keep_days=0), interval_s=3600)
+    processor = ma.tracing.StoreSpanProcessor(
+        ma.tracing.SqliteSpanExporter(keep_days=0), interval_s=3600
+    )
     provider.add_span_processor(processor)
     end_spans(provider, 2)
     processor.shutdown()

@@ -15,7 +15,7 @@ import pytest
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents._engine import Engine
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeAnthropicServer, ReceivedRequest, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,12 +57,12 @@ def run_questions(
     workflow = ma.Project(ROOT, database=f"sqlite:///{database}").load_workflow(
         ROOT / "workflows" / "text_to_sql.yaml"
     )
-    unlimited = ma.RateLimits(None, None, None)
-    tiers = ma.TierTable()
+    unlimited = ma.models.RateLimits(None, None, None)
+    tiers = ma.models.TierTable()
     for name in tiers.names:
         tiers = tiers.with_tier(name, limits=unlimited)
     tiers = tiers.with_tier("sonnet", model=SONNET)
-    model = ma.anthropic_model(api_key="test-key", base_url=server.base_url, tiers=tiers)
+    model = ma.models.anthropic_model(api_key="test-key", base_url=server.base_url, tiers=tiers)
 
     async def main() -> list[ma.RunResult]:
         results: list[ma.RunResult | None] = [None] * len(questions)

@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 import microagents as ma
-from microagents._batch import BatchProgress, BatchRunner
-from microagents._model import Message, ModelRequest, ModelResponse, TextBlock, Usage
-from microagents._ratelimit import RUN_ORDER_LABEL, RateLimitedModel, Throttling
-from microagents._tiers import RateLimits, TierTable
 from microagents.cli._run import _PlainProgress
+from microagents.models._protocol import Message, ModelRequest, ModelResponse, TextBlock, Usage
+from microagents.models._ratelimit import RUN_ORDER_LABEL, RateLimitedModel, Throttling
+from microagents.models._tiers import RateLimits, TierTable
+from microagents.runtime._batch import BatchProgress, BatchRunner
 from microagents.testing import FakeAnthropicServer, FakeClock, FakeModel, Reply, ServerRateLimits
 
 HAIKU = "claude-haiku-4-5"
@@ -404,7 +404,7 @@ def test_a_batch_through_a_gateway_without_rate_limit_headers_finishes_items_in_
             # Each step answers with its input, so that every call names its item.
             server.on(lambda r: Reply.structured({"text": r.last_user_text.removeprefix("Step: ")}))
             tiers = TierTable()
-            model = ma.anthropic_model(
+            model = ma.models.anthropic_model(
                 api_key="sk-test", base_url=server.base_url, tiers=tiers, clock=ScaledClock()
             )
             async with ma.Engine(model, tiers=tiers, tracing=None) as engine:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from microagents import _trace_content as content
-from microagents._model import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from microagents.models._protocol import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from microagents.tracing import _content as content
 
 
 def test_a_user_turn_of_tool_results_becomes_one_tool_message_per_result() -> None:

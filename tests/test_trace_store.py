@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from microagents import MicroagentsError
-from microagents import _semconv as sc
-from microagents._errors import TraceNotFoundError
-from microagents._trace_store import SqliteSpanExporter, TraceStore, default_trace_path
+from microagents.errors import TraceNotFoundError
+from microagents.tracing import _semconv as sc
+from microagents.tracing._store import SqliteSpanExporter, TraceStore, default_trace_path
 
 BASE_NS = 1_735_787_045_000_000_000  # 2025-01-02 03:04:05 UTC
 MS = 1_000_000

@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from syrupy.assertion import SnapshotAssertion
 
 import microagents as ma
-from microagents._engine import Engine
-from microagents._model import ModelRequest, ModelResponse, ToolUseBlock, Usage
-from microagents._tracing import Tracing
+from microagents.models._protocol import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents.runtime._engine import Engine
 from microagents.testing import FakeModel
+from microagents.tracing._tracing import Tracing
 
 FAKE_KEY = "sk-ant-api03-THIS-IS-A-FAKE-KEY-0000000000"
 VOLATILE = {"microagents.run.id", "gen_ai.response.id"}
@@ -139,7 +139,7 @@ def test_a_fake_api_key_never_reaches_a_span_or_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")  # everything any library logs, the SDK's request logs included
-    from microagents._backends import anthropic_model
+    from microagents.models._backends import anthropic_model
     from microagents.testing import Reply
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
@@ -187,7 +187,7 @@ def test_failures_are_error_spans(spans: InMemorySpanExporter, tmp_path: Any) ->
 
     async def main() -> ma.RunResult:
         async with Engine(
-            FakeModel(lambda r: ma.OverloadedError("busy")), tracing=tracing_to(spans)
+            FakeModel(lambda r: ma.errors.OverloadedError("busy")), tracing=tracing_to(spans)
         ) as engine:
             return await engine.run(workflow, {"t": "x"})
 
@@ -210,7 +210,7 @@ def test_otlp_http_export_to_a_loopback_receiver(
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from microagents._telemetry import _make_provider
+    from microagents.tracing._setup import _make_provider
 
     received: list[ExportTraceServiceRequest] = []
 
@@ -390,8 +390,8 @@ with FakeAnthropicServer() as server:
     server.on(Reply.structured({"category": "other", "confidence": 0.9, "reason": "x"}))
 
     async def main():
-        model = ma.anthropic_model(api_key="test-key", base_url=server.base_url)
-        async with ma.Engine(model, tracing=ma.Tracing.from_provider(provider)) as engine:
+        model = ma.models.anthropic_model(api_key="test-key", base_url=server.base_url)
+        async with ma.Engine(model, tracing=ma.tracing.Tracing.from_provider(provider)) as engine:
             assert (await engine.run(workflow, {"ticket": "hello"})).ok
 
     anyio.run(main)
@@ -647,7 +647,7 @@ def test_a_content_limit_too_small_to_be_useful_is_refused() -> None:
 def test_the_service_and_the_phoenix_project_are_named_after_the_workflow_unless_configured(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], service: str, project: str
 ) -> None:
-    from microagents._telemetry import _make_provider
+    from microagents.tracing._setup import _make_provider
 
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
@@ -664,7 +664,7 @@ def test_the_service_and_the_phoenix_project_are_named_after_the_workflow_unless
 
 
 def test_the_content_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from microagents._telemetry import content_limit_from_env
+    from microagents.tracing._setup import content_limit_from_env
 
     monkeypatch.delenv("MICROAGENTS_TRACE_CONTENT_LIMIT", raising=False)
     assert content_limit_from_env() == 32_768
@@ -679,7 +679,7 @@ def test_the_content_limit_comes_from_the_environment(monkeypatch: pytest.Monkey
 def test_a_streamed_model_call_is_recorded_like_any_other(
     fake_anthropic: Any, spans: InMemorySpanExporter
 ) -> None:
-    from microagents._backends import anthropic_model
+    from microagents.models._backends import anthropic_model
     from microagents.testing import Reply
 
     fake_anthropic.on(Reply.tool_call("final_answer", {"category": "other", "confidence": 0.9,

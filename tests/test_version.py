@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from microagents._errors import VersionError
-from microagents._version import Reference, Version, VersionRange
+from microagents.errors import VersionError
+from microagents.spec._semver import Reference, Version, VersionRange
 
 VERSIONS = [
     Version.parse(v) for v in ["0.9.0", "1.0.0", "1.2.0", "1.2.5", "1.10.0", "2.0.0-rc.1", "2.0.0"]

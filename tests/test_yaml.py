@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from microagents import SpecError
-from microagents._yaml import MAX_EXPANDED_NODES, MAX_SPEC_BYTES, load_yaml, load_yaml_file
+from microagents.spec._yaml import MAX_EXPANDED_NODES, MAX_SPEC_BYTES, load_yaml, load_yaml_file
 
 
 def codes(exc: pytest.ExceptionInfo[SpecError]) -> list[str]:

@@ -1,334 +1,160 @@
 """microagents: declarative workflows of small Claude agents, escalating only when needed.
 
-The public API, grouped; everything else lives in private modules.
+The top level is for workflow authors and the code that runs workflows; everything else has
+a namespace of its own, for its own audience:
+
+- `microagents.models` — the model protocol and its messages, back-ends and the layers around
+  them (retries, rate limits, the response cache), tiers, prices and capabilities;
+- `microagents.results` — run results, their events, batch summaries;
+- `microagents.runtime` — the engine, batches and their checkpoints;
+- `microagents.tracing` — OpenTelemetry setup, the embedded trace store;
+- `microagents.registry` — agent sources and the registry;
+- `microagents.sql` — the SQL guard and the read-only database tools;
+- `microagents.errors` — the one exception hierarchy;
+- `microagents.testing` — fakes for tests: a fake model, the loopback fake Anthropic server.
 
 ```python
 import microagents as ma
 
 project = ma.Project()
 triage = project.load_workflow("workflows/support_triage.yaml")
-print(triage.to_mermaid())
+result = ma.run_sync(triage, {"ticket": "I was charged twice"}, backend="simulate")
 ```
 """
 
-# Names are imported on first use (PEP 562), so that `import microagents` stays fast: the
-# engine, tracing and the SDKs load only when a program touches them.
-import importlib
+# Names are imported on first use, so that `import microagents` stays fast: the engine,
+# tracing and the SDKs load only when a program touches them.
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._agent import CompiledAgent
-    from ._agent_spec import AgentSpec, EscalationSpec, Example, Trigger
-    from ._anthropic import AnthropicModel
-    from ._api import run, run_many, run_sync, stream
-    from ._backends import anthropic_model, simulated_model
-    from ._batch import BatchObserver, BatchProgress, BatchRunner, run_batch
-    from ._builder import Workflow
-    from ._cache import CachedModel
-    from ._capabilities import Capabilities
-    from ._checkpoint import CheckpointStore, SQLiteCheckpointStore
-    from ._compiled import CompiledEdge, CompiledNode, CompiledWorkflow
-    from ._engine import Engine
-    from ._errors import (
-        AuthenticationError,
-        InvalidRequestError,
-        Location,
-        MicroagentsError,
-        ModelConnectionError,
-        ModelError,
-        ModelNotFoundError,
-        ModelTimeoutError,
-        OverloadedError,
-        PermissionDeniedError,
-        Problem,
-        RateLimitedError,
-        RegistryError,
-        ResolutionError,
-        ServerError,
-        SpecError,
-        SqlDatabaseError,
-        SqlError,
-        SqlRefused,
-    )
-    from ._model import (
-        ContentBlock,
-        Message,
-        Model,
-        ModelRequest,
-        ModelResponse,
-        StreamEnd,
-        StreamEvent,
-        StreamingModel,
-        TextBlock,
-        TextDelta,
-        ToolChoice,
-        ToolDefinition,
-        ToolResultBlock,
-        ToolUseBlock,
-        Usage,
-    )
-    from ._prices import Price
-    from ._project import Project
-    from ._ratelimit import RateLimitedModel, Throttling
-    from ._registry import AgentRegistry, AgentSource, FolderSource
-    from ._results import (
-        Attempt,
-        Escalated,
-        Escalation,
-        NodeFinished,
-        NodeRun,
-        NodeStarted,
-        OutputDelta,
-        RunEvent,
-        RunFinished,
-        RunResult,
-        ToolCalled,
-    )
-    from ._retry import RetryingModel, RetryPolicy
-    from ._simulate import SimulatedLatency, SimulatedModel
-    from ._sql_guard import GuardedQuery, guard_sql
-    from ._sql_limits import SqlLimits
-    from ._sql_tools import SqlDatabase, sql_tools
-    from ._store_processor import StoreSpanProcessor
-    from ._summary import BatchSummary
-    from ._telemetry import default_tracing, flush_traces
-    from ._tiers import RateLimits, Tier, TierTable
-    from ._tools import Tool, Tools, tool
-    from ._trace_store import SqliteSpanExporter, TraceStore
-    from ._tracing import TracedModel, Tracing
-    from ._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
+from ._about import __version__ as __version__
+from ._lazy import lazy_exports
 
-_LAZY: dict[str, str] = {
+if TYPE_CHECKING:
+    from . import (
+        errors as errors,
+    )
+    from . import (
+        models as models,
+    )
+    from . import (
+        registry as registry,
+    )
+    from . import (
+        results as results,
+    )
+    from . import (
+        runtime as runtime,
+    )
+    from . import (
+        sql as sql,
+    )
+    from . import (
+        testing as testing,
+    )
+    from . import (
+        tracing as tracing,
+    )
+    from ._api import run as run
+    from ._api import run_many as run_many
+    from ._api import run_sync as run_sync
+    from ._api import stream as stream
+    from .errors import (
+        MicroagentsError as MicroagentsError,
+    )
+    from .errors import (
+        ModelError as ModelError,
+    )
+    from .errors import (
+        RunError as RunError,
+    )
+    from .errors import (
+        SpecError as SpecError,
+    )
+    from .graph._agent import CompiledAgent as CompiledAgent
+    from .graph._compiled import CompiledEdge as CompiledEdge
+    from .graph._compiled import CompiledNode as CompiledNode
+    from .graph._compiled import CompiledWorkflow as CompiledWorkflow
+    from .graph._tools import Tool as Tool
+    from .graph._tools import Tools as Tools
+    from .graph._tools import tool as tool
+    from .project._builder import Workflow as Workflow
+    from .project._project import Project as Project
+    from .results._results import RunEvent as RunEvent
+    from .results._results import RunResult as RunResult
+    from .runtime._batch import run_batch as run_batch
+    from .runtime._engine import Engine as Engine
+    from .spec._agent_spec import (
+        AgentSpec as AgentSpec,
+    )
+    from .spec._agent_spec import (
+        EscalationSpec as EscalationSpec,
+    )
+    from .spec._agent_spec import (
+        Example as Example,
+    )
+    from .spec._agent_spec import (
+        Trigger as Trigger,
+    )
+    from .spec._workflow_spec import (
+        EdgeSpec as EdgeSpec,
+    )
+    from .spec._workflow_spec import (
+        NodeSpec as NodeSpec,
+    )
+    from .spec._workflow_spec import (
+        WorkflowSpec as WorkflowSpec,
+    )
+
+_EXPORTS = {
+    # specs: what authors write
+    "AgentSpec": ".spec._agent_spec",
+    "EdgeSpec": ".spec._workflow_spec",
+    "EscalationSpec": ".spec._agent_spec",
+    "Example": ".spec._agent_spec",
+    "NodeSpec": ".spec._workflow_spec",
+    "Trigger": ".spec._agent_spec",
+    "WorkflowSpec": ".spec._workflow_spec",
+    # building and compiling
+    "CompiledAgent": ".graph._agent",
+    "CompiledEdge": ".graph._compiled",
+    "CompiledNode": ".graph._compiled",
+    "CompiledWorkflow": ".graph._compiled",
+    "Project": ".project._project",
+    "Workflow": ".project._builder",
+    # tools
+    "Tool": ".graph._tools",
+    "tool": ".graph._tools",
+    "Tools": ".graph._tools",
+    # running
+    "Engine": ".runtime._engine",
     "run": "._api",
+    "run_batch": ".runtime._batch",
     "run_many": "._api",
     "run_sync": "._api",
+    "RunEvent": ".results._results",
+    "RunResult": ".results._results",
     "stream": "._api",
-    "AgentRegistry": "._registry",
-    "AgentSource": "._registry",
-    "AgentSpec": "._agent_spec",
-    "AnthropicModel": "._anthropic",
-    "Attempt": "._results",
-    "AuthenticationError": "._errors",
-    "BatchObserver": "._batch",
-    "BatchProgress": "._batch",
-    "BatchRunner": "._batch",
-    "BatchSummary": "._summary",
-    "CachedModel": "._cache",
-    "Capabilities": "._capabilities",
-    "CheckpointStore": "._checkpoint",
-    "CompiledAgent": "._agent",
-    "CompiledEdge": "._compiled",
-    "CompiledNode": "._compiled",
-    "CompiledWorkflow": "._compiled",
-    "ContentBlock": "._model",
-    "EdgeSpec": "._workflow_spec",
-    "Engine": "._engine",
-    "Escalated": "._results",
-    "Escalation": "._results",
-    "EscalationSpec": "._agent_spec",
-    "Example": "._agent_spec",
-    "FolderSource": "._registry",
-    "InvalidRequestError": "._errors",
-    "Location": "._errors",
-    "Message": "._model",
-    "MicroagentsError": "._errors",
-    "Model": "._model",
-    "ModelConnectionError": "._errors",
-    "ModelError": "._errors",
-    "ModelNotFoundError": "._errors",
-    "ModelRequest": "._model",
-    "ModelResponse": "._model",
-    "ModelTimeoutError": "._errors",
-    "NodeFinished": "._results",
-    "NodeRun": "._results",
-    "NodeSpec": "._workflow_spec",
-    "NodeStarted": "._results",
-    "OutputDelta": "._results",
-    "OverloadedError": "._errors",
-    "PermissionDeniedError": "._errors",
-    "Price": "._prices",
-    "Problem": "._errors",
-    "Project": "._project",
-    "RateLimitedError": "._errors",
-    "RateLimitedModel": "._ratelimit",
-    "RateLimits": "._tiers",
-    "RegistryError": "._errors",
-    "ResolutionError": "._registry",
-    "RetryPolicy": "._retry",
-    "RetryingModel": "._retry",
-    "RunEvent": "._results",
-    "RunFinished": "._results",
-    "RunResult": "._results",
-    "SQLiteCheckpointStore": "._checkpoint",
-    "ServerError": "._errors",
-    "SimulatedLatency": "._simulate",
-    "SimulatedModel": "._simulate",
-    "SpecError": "._errors",
-    "SqlDatabase": "._sql_tools",
-    "SqlDatabaseError": "._errors",
-    "SqlError": "._errors",
-    "SqlLimits": "._sql_limits",
-    "SqlRefused": "._errors",
-    "GuardedQuery": "._sql_guard",
-    "guard_sql": "._sql_guard",
-    "sql_tools": "._sql_tools",
-    "SqliteSpanExporter": "._trace_store",
-    "StoreSpanProcessor": "._store_processor",
-    "StreamEnd": "._model",
-    "StreamEvent": "._model",
-    "StreamingModel": "._model",
-    "TextBlock": "._model",
-    "TextDelta": "._model",
-    "Throttling": "._ratelimit",
-    "Tier": "._tiers",
-    "TierTable": "._tiers",
-    "Tool": "._tools",
-    "ToolCalled": "._results",
-    "ToolChoice": "._model",
-    "ToolDefinition": "._model",
-    "ToolResultBlock": "._model",
-    "ToolUseBlock": "._model",
-    "Tools": "._tools",
-    "TraceStore": "._trace_store",
-    "TracedModel": "._tracing",
-    "Tracing": "._tracing",
-    "Trigger": "._agent_spec",
-    "Usage": "._model",
-    "Workflow": "._builder",
-    "WorkflowSpec": "._workflow_spec",
-    "anthropic_model": "._backends",
-    "default_tracing": "._telemetry",
-    "flush_traces": "._telemetry",
-    "run_batch": "._batch",
-    "simulated_model": "._backends",
-    "tool": "._tools",
+    # errors: the root and the families an author meets (all of them: microagents.errors)
+    "MicroagentsError": ".errors",
+    "ModelError": ".errors",
+    "RunError": ".errors",
+    "SpecError": ".errors",
 }
+NAMESPACES = ("errors", "models", "registry", "results", "runtime", "sql", "testing", "tracing")
+"""The public namespaces, each for its own audience; `microagents.models` and so on (loaded
+on first use, like the names above)."""
+
+_names, _getattr, _dir = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_names, "__version__"]
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'microagents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    if name in NAMESPACES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    return _getattr(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-__all__ = [
-    # specs: what authors write
-    "AgentSpec",
-    "EdgeSpec",
-    "EscalationSpec",
-    "Example",
-    "NodeSpec",
-    "Trigger",
-    "WorkflowSpec",
-    # building and compiling
-    "CompiledAgent",
-    "CompiledEdge",
-    "CompiledNode",
-    "CompiledWorkflow",
-    "Project",
-    "Workflow",
-    "run",
-    "run_many",
-    "run_sync",
-    "stream",
-    # models: the protocol, its messages, back-ends and the layers around them
-    "AnthropicModel",
-    "CachedModel",
-    "Capabilities",
-    "ContentBlock",
-    "Message",
-    "Model",
-    "ModelRequest",
-    "ModelResponse",
-    "Price",
-    "RateLimitedModel",
-    "RateLimits",
-    "RetryPolicy",
-    "RetryingModel",
-    "SimulatedLatency",
-    "SimulatedModel",
-    "StreamEnd",
-    "StreamEvent",
-    "StreamingModel",
-    "TextBlock",
-    "TextDelta",
-    "Tier",
-    "TierTable",
-    "ToolChoice",
-    "ToolDefinition",
-    "ToolResultBlock",
-    "ToolUseBlock",
-    "Usage",
-    "anthropic_model",
-    "simulated_model",
-    # running: the engine, batches, results and the events a stream sees
-    "Attempt",
-    "BatchObserver",
-    "BatchProgress",
-    "BatchRunner",
-    "BatchSummary",
-    "CheckpointStore",
-    "Engine",
-    "Escalated",
-    "Escalation",
-    "NodeFinished",
-    "NodeRun",
-    "NodeStarted",
-    "OutputDelta",
-    "RunEvent",
-    "RunFinished",
-    "RunResult",
-    "SQLiteCheckpointStore",
-    "Throttling",
-    "ToolCalled",
-    "run_batch",
-    # tracing
-    "SqliteSpanExporter",
-    "StoreSpanProcessor",
-    "TraceStore",
-    "TracedModel",
-    "Tracing",
-    "default_tracing",
-    "flush_traces",
-    # agents and tools
-    "AgentRegistry",
-    "AgentSource",
-    "FolderSource",
-    "Tool",
-    "Tools",
-    "tool",
-    # SQL: databases for the sql.* tools, and the guard on its own
-    "GuardedQuery",
-    "SqlDatabase",
-    "SqlLimits",
-    "guard_sql",
-    "sql_tools",
-    # errors
-    "AuthenticationError",
-    "InvalidRequestError",
-    "Location",
-    "MicroagentsError",
-    "ModelConnectionError",
-    "ModelError",
-    "ModelNotFoundError",
-    "ModelTimeoutError",
-    "OverloadedError",
-    "PermissionDeniedError",
-    "Problem",
-    "RateLimitedError",
-    "RegistryError",
-    "ResolutionError",
-    "ServerError",
-    "SpecError",
-    "SqlDatabaseError",
-    "SqlError",
-    "SqlRefused",
-    "__version__",
-]
+    return sorted([*__all__, *NAMESPACES])

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from ._compiled import CompiledWorkflow
-from ._engine import DEFAULT_CONCURRENCY, Backend, Engine
-from ._results import RunEvent, RunResult
+from .graph._compiled import CompiledWorkflow
+from .results._results import RunEvent, RunResult
+from .runtime._engine import DEFAULT_CONCURRENCY, Backend, Engine
 
 
 async def run(

@@ -7,16 +7,22 @@ always read whole from one place.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from ._errors import MicroagentsError
+from .errors import MicroagentsError
 
 _FILES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("microagents.toml", ()),
     ("pyproject.toml", ("tool", "microagents")),
 )
+
+
+def microagents_home() -> Path:
+    """Where embedded stores live: ``$MICROAGENTS_HOME``, default ``./.microagents``."""
+    return Path(os.environ.get("MICROAGENTS_HOME", ".microagents"))
 
 
 def project_setting(root: Path, key: str) -> tuple[Path, Any] | None:

@@ -71,8 +71,8 @@ def measure(
     """Run `queries` on `url` with the guard off; one record per query, then the peaks."""
     import microagents as ma
 
-    database = ma.SqlDatabase(
-        url, timeout=timeout, guard=False, limits=ma.SqlLimits(memory_bytes=memory_mib << 20)
+    database = ma.sql.SqlDatabase(
+        url, timeout=timeout, guard=False, limits=ma.sql.SqlLimits(memory_bytes=memory_mib << 20)
     )
     database.connection()  # the first worker starts before the clock does
     records: list[dict[str, object]] = []
@@ -81,7 +81,7 @@ def measure(
         try:
             database.query(sql)
             code = "ran"
-        except ma.SqlError as exc:
+        except ma.errors.SqlError as exc:
             code = exc.code
         records.append({"sql": sql[:70], "code": code, "seconds": time.monotonic() - started})
     database.close()  # reaps the workers, so that their peak counts below

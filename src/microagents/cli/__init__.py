@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .._errors import MicroagentsError, RegistryError, SpecError
+from ..errors import MicroagentsError, RegistryError, SpecError
 from ._agents import agents as agents_group
 from ._common import (
     EXIT_BAD_INPUT,
@@ -46,10 +46,10 @@ def validate(
     sources: tuple[str, ...],
 ) -> None:
     """Check agent and workflow files (or folders of them) before any token is spent."""
-    from .._loading import load_any_spec
-    from .._model_checks import Use, model_problems, uses_of_agent, uses_of_workflow
-    from .._project import spec_files
-    from .._tiers import TierTable
+    from ..models._checks import Use, model_problems, uses_of_agent, uses_of_workflow
+    from ..models._tiers import TierTable
+    from ..project._project import spec_files
+    from ..spec._loading import load_any_spec
 
     project = make_project(agent_dirs, tool_modules, sources)
     tiers = TierTable.load()
@@ -114,7 +114,7 @@ def graph(
 @click.argument("kind", type=click.Choice(["agent", "workflow"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of agent or workflow YAML (for editor autocompletion)."""
-    from .._json_schema import spec_json_schema
+    from ..spec._json_schema import spec_json_schema
 
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 

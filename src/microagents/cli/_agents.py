@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._errors import MicroagentsError
+from ..errors import MicroagentsError
 from ._common import EXIT_BAD_INPUT, echo_problems, make_project, project_options, terminal_width
 
 if TYPE_CHECKING:
-    from .._project import Project
-    from .._registry import AgentEntry
+    from ..project._project import Project
+    from ..registry._registry import AgentEntry
 
 
 @click.group()
@@ -85,8 +85,8 @@ def agents_show(
 ) -> None:
     """Show one agent (NAME or NAME@VERSION): spec, schemas, examples, its prompt rendered
     on the first example, where it comes from and which workflows use it."""
-    from .._builder import spec_to_yaml
-    from .._content_hash import short
+    from ..project._builder import spec_to_yaml
+    from ..registry._content_hash import short
 
     project = make_project(agent_dirs, tool_modules, sources)
     entry = project.registry.find(reference)
@@ -131,7 +131,7 @@ def agents_show(
 def agents_new(name: str, agents_dir: Path, tests_dir: Path) -> None:
     """Scaffold agent NAME (team/name for a published one): YAML spec, prompt template,
     an example and a test. Existing files are never overwritten."""
-    from .._scaffold import scaffold_agent
+    from ..registry._scaffold import scaffold_agent
 
     for path in scaffold_agent(name, agents_dir, tests_dir):
         click.echo(f"created  {path}")
@@ -148,8 +148,8 @@ def agents_package(path: Path) -> None:
     The layout: the specs (YAML) and templates (.j2) are package data inside a package, and
     pyproject.toml names that package under the entry-point group microagents.agents.
     """
-    from .._content_hash import short
-    from .._packaging import check_package
+    from ..registry._content_hash import short
+    from ..registry._packaging import check_package
 
     report = check_package(path)
     for agent in report.agents:
@@ -192,10 +192,10 @@ def _print_agents(entries: Sequence[AgentEntry], as_json: bool) -> None:
 
 def _used_by(project: Project, entry: AgentEntry) -> list[str]:
     """The workflow nodes whose agent reference resolves to `entry`'s name and version."""
-    from .._errors import SpecError, VersionError
-    from .._loading import load_workflow_spec
-    from .._project import spec_files
-    from .._version import Reference
+    from ..errors import SpecError, VersionError
+    from ..project._project import spec_files
+    from ..spec._loading import load_workflow_spec
+    from ..spec._semver import Reference
 
     lines: list[str] = []
     for file in spec_files([d for d in project.workflow_dirs if d.is_dir()]):

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._errors import MicroagentsError, Problem
+from ..errors import MicroagentsError, Problem
 
 if TYPE_CHECKING:  # the project (graph, networkx, pydantic) loads when a command needs it
-    from .._project import Project
+    from ..project._project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in microagents, never "some items failed"
@@ -56,8 +56,8 @@ def make_project(
     use_lock: bool = True,
     database: str | None = None,
 ) -> Project:
-    from .._config import SourceSpec, configured_sources
-    from .._project import Project
+    from ..project._project import Project
+    from ..registry._config import SourceSpec, configured_sources
 
     for folder in agent_dirs:
         if not folder.is_dir():

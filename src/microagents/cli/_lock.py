@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._errors import MicroagentsError
+from ..errors import MicroagentsError
 from ._common import make_project, project_options
 
 
@@ -48,7 +48,7 @@ def lock(
             f"'{unknown[0]}' is not pinned and no workflow uses it; pinned: "
             + (", ".join(sorted(known)) or "nothing")
         )
-    from .._lock import lock_changes
+    from ..registry._lock import lock_changes
 
     changes = lock_changes(old, new)
     new.write()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:  # loaded when the command runs, so that `microagents --help` stays quick
-    from .._prices import Price, Rate
-    from .._tiers import Tier, TierTable
+    from ..models._prices import Price, Rate
+    from ..models._tiers import Tier, TierTable
 
 
 @click.command("models")
@@ -24,7 +24,7 @@ def models(as_json: bool) -> None:
     The table is the defaults, then [tool.microagents.tiers] and [tool.microagents.models]
     in pyproject.toml (or microagents.toml), then MICROAGENTS_TIER_<NAME> variables.
     """
-    from .._tiers import TierTable
+    from ..models._tiers import TierTable
 
     tiers = TierTable.load()
     rows = [_row(tier, tiers) for tier in tiers.tiers]
@@ -95,7 +95,7 @@ def models(as_json: bool) -> None:
 
 
 def _row(tier: Tier, tiers: TierTable) -> dict[str, Any]:
-    from .._capabilities import deprecation_of
+    from ..models._capabilities import deprecation_of
 
     price = tiers.price_of(tier.model)
     capabilities = tiers.capabilities_of(tier.model)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import MicroagentsError
+from ..errors import MicroagentsError
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     import anyio
     from rich.console import Console
 
-    from .._batch import BatchProgress
-    from .._compiled import CompiledWorkflow
-    from .._engine import Engine
-    from .._model import CacheTTL
-    from .._summary import BatchSummary
-    from .._tiers import TierTable
+    from ..graph._compiled import CompiledWorkflow
+    from ..models._protocol import CacheTTL
+    from ..models._tiers import TierTable
+    from ..results._summary import BatchSummary
+    from ..runtime._batch import BatchProgress
+    from ..runtime._engine import Engine
 
 SIMULATED_LATENCY_ENV = "MICROAGENTS_SIMULATED_LATENCY_SCALE"
 DEFAULT_SIMULATED_LATENCY_SCALE = 0.05
@@ -154,8 +154,8 @@ def run(
     if project.database is not None:
         project.database.connection()  # a wrong URL or path is bad input: say so before running
     compiled = project.load_workflow(workflow)
-    from .._model_checks import model_problems, uses_of_workflow
-    from .._tiers import TierTable
+    from ..models._checks import model_problems, uses_of_workflow
+    from ..models._tiers import TierTable
 
     tiers = TierTable.load()
     echo_problems([*compiled.warnings, *model_problems(uses_of_workflow(compiled), tiers)])
@@ -220,9 +220,9 @@ def _engine(
     cache_ttl: CacheTTL,
     latency_scale: float,
 ) -> Engine:
-    from .._builtin_tools import microagents_home
-    from .._engine import Engine
-    from .._simulate import SimulatedLatency
+    from .._settings import microagents_home
+    from ..models._simulate import SimulatedLatency
+    from ..runtime._engine import Engine
 
     if backend == "simulate":
         # Traced like a real run, so that a dry run shows in `microagents trace` too.
@@ -246,7 +246,7 @@ def _stderr_console() -> Console:
 def _run_one(engine: Engine, workflow: CompiledWorkflow, run_input: dict[str, Any]) -> int:
     import anyio
 
-    from .._summary import BatchStats
+    from ..results._summary import BatchStats
 
     async def main() -> Any:
         try:
@@ -282,7 +282,7 @@ def _run_batch(
 
     import anyio
 
-    from .._batch import BatchRunner
+    from ..runtime._batch import BatchRunner
 
     console = _stderr_console()
     runner = BatchRunner(
@@ -329,7 +329,7 @@ def _run_batch(
         summary = outcome
     except KeyboardInterrupt:
         # anyio cancelled the run on Ctrl-C; the runner has checkpointed what had finished.
-        from .._telemetry import flush_traces
+        from ..tracing._setup import flush_traces
 
         flush_traces()
         summary = runner.summary()

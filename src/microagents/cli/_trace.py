@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import _semconv as sc
+from ..tracing import _semconv as sc
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from .._trace_store import RunRecord, SpanRecord
+    from ..tracing._store import RunRecord, SpanRecord
 
 BAR_WIDTH = 16
 MAX_HOP_WIDTH = 48
@@ -57,7 +57,7 @@ def trace_list(workflow: str | None, status: str | None, limit: int) -> None:
     """
     from rich.table import Table
 
-    from .._trace_store import TraceStore
+    from ..tracing._store import TraceStore
 
     store = TraceStore()
     runs = store.list_runs(workflow=workflow, status=status, limit=limit)
@@ -119,7 +119,7 @@ def trace_show(run_id: str, as_json: bool, content: bool) -> None:
 
     RUN_ID is a run id, a trace id, or a unique prefix of either.
     """
-    from .._trace_store import TraceStore
+    from ..tracing._store import TraceStore
 
     store = TraceStore()
     spans = store.get_trace(run_id)

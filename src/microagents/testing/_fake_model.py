@@ -9,8 +9,8 @@ from typing import Any
 
 import anyio.lowlevel
 
-from .._model import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
-from .._schema import example_instance
+from ..models._protocol import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
+from ..spec._schema import example_instance
 
 Answer = Mapping[str, Any] | str | ModelResponse | Exception
 Script = Callable[[ModelRequest], Answer | None]

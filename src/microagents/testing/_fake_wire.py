@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .._capabilities import capabilities_of
+from ..models._capabilities import capabilities_of
 
 # The real API caches a prefix only from a minimum length, which depends on the model (512 to
 # 4,096 tokens); the fake applies the same per-model minimums unless a test sets one for all.

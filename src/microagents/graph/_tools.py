@@ -1,0 +1,132 @@
+"""Python tools: typed functions that agents may call and workflows may run as nodes.
+
+``@tool`` turns a function (sync or async) into a `Tool` whose JSON Schema comes from its
+signature, compiled once. Tools are collected explicitly — a `Tools` set is passed to whatever
+needs it; nothing registers itself globally at import time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, overload
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
+
+from ..errors import Problem, SpecError, ToolDefinitionError, suggest
+from ..spec._schema import JsonSchema
+
+TOOL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_.-]*$"
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A callable the framework can validate arguments for and describe to a model."""
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    input_model: type[BaseModel]
+    output_schema: JsonSchema | None
+    input_schema: JsonSchema = field(init=False)
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: compute the derived fields once, here, never per call.
+        object.__setattr__(self, "input_schema", self.input_model.model_json_schema())
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.function))
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(
+    *, name: str | None = None, description: str | None = None
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a tool from a typed function; its parameters become the tool's input schema.
+
+    ```python
+    @tool(name="orders.lookup")
+    async def lookup_order(order_id: str) -> dict[str, str]:
+        "Find an order by its id."
+        ...
+    ```
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Tool:
+        return _make_tool(fn, name or fn.__name__, description)
+
+    return wrap(function) if function is not None else wrap
+
+
+def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> Tool:
+    if not re.fullmatch(TOOL_NAME_PATTERN, name):
+        raise ToolDefinitionError(
+            f"tool name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter"
+        )
+    signature = inspect.signature(fn)
+    fields: dict[str, Any] = {}
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {name}: *args and **kwargs cannot be described to a model"
+            )
+        annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    model_name = "".join(
+        part.capitalize() for part in name.replace("-", ".").replace("_", ".").split(".")
+    )
+    input_model: type[BaseModel] = create_model(
+        f"{model_name}Input", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    returns = signature.return_annotation
+    output_schema = (
+        None if returns in (signature.empty, Any, None) else TypeAdapter(returns).json_schema()
+    )
+    doc = description or inspect.getdoc(fn) or ""
+    summary = doc.split("\n\n", 1)[0].strip()
+    return Tool(name, summary, fn, input_model, output_schema)
+
+
+class Tools(Mapping[str, Tool]):
+    """A set of tools by name, built explicitly and passed to whatever needs it."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            if item.name in self._tools and self._tools[item.name] is not item:
+                raise SpecError(
+                    [Problem("MA150", f"two different tools are named '{item.name}'; rename one")]
+                )
+            self._tools[item.name] = item
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Tools:
+        """Every `Tool` defined at the top level of `module`."""
+        return cls(value for value in vars(module).values() if isinstance(value, Tool))
+
+    def __getitem__(self, name: str) -> Tool:
+        return self._tools[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def suggest(self, name: str) -> str:
+        """A hint for an unknown tool name: the closest match, or the names that exist."""
+        return suggest(name, list(self._tools), "tools")
