@@ -2,8 +2,10 @@
 
 The core loop is short on purpose. A linear chain of nodes runs inline, one await after
 another, with no task per node; a task group is opened only where two or more nodes are ready
-at once (a fork) or a map fans out. Cross-cutting concerns stay outside: model retries, rate
-limits and caching wrap the model; tracing and progress subscribe to events.
+at once (a fork) or a map fans out. Cross-cutting concerns stay outside where they can: model
+retries, rate limits, caching and model-call spans wrap the model, and progress listens to
+events. Run and node spans are the exception: the loop opens them directly, since a span per
+hop made from an event stream cost more than the hop's own work (see PERFORMANCE.md).
 """
 
 from __future__ import annotations
