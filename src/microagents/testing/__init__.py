@@ -2,7 +2,9 @@
 
 - `FakeAnthropicServer`: a real HTTP server on 127.0.0.1 that speaks the Anthropic Messages
   API (JSON and SSE, tool use, usage, prompt caching, rate-limit headers, error bodies) and is
-  scripted with `Reply` and `Fault`. Point the official SDK at it with ``base_url``.
+  scripted with `Reply` and `Fault`, and its Message Batches API (processing time and shares
+  of errored, expired and canceled results set by `BatchSettings`). Point the official SDK at
+  it with ``base_url``.
 - `FakeModel`: an in-process `Model` for tests above the model layer.
 - `FakeClock`: a clock whose sleeps are instant, for rate-limit tests.
 
@@ -10,17 +12,20 @@ The pytest fixture ``fake_anthropic`` comes with
 ``pytest_plugins = ["microagents.testing.pytest_plugin"]`` in your ``conftest.py``.
 """
 
+from ._fake_batches import BatchSettings, RecordedBatch
 from ._fake_model import FakeClock, FakeModel
 from ._fake_script import Fault, ReceivedRequest, RecordedRequest, Reply
 from ._fake_server import FakeAnthropicServer
 from ._fake_wire import ServerRateLimits, estimate_tokens
 
 __all__ = [
+    "BatchSettings",
     "FakeAnthropicServer",
     "FakeClock",
     "FakeModel",
     "Fault",
     "ReceivedRequest",
+    "RecordedBatch",
     "RecordedRequest",
     "Reply",
     "ServerRateLimits",

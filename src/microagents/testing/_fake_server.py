@@ -7,10 +7,12 @@ with FakeAnthropicServer() as server:
     client = anthropic.Anthropic(api_key="test-key", base_url=server.base_url)
 ```
 
-It serves `POST /v1/messages` (JSON and SSE) and `POST /v1/messages/count_tokens` on
-127.0.0.1, from a `ThreadingHTTPServer` in a background thread. Each request goes through the
-API's own checks (path, `x-api-key`, `anthropic-version`, body), then the first scripted fault
-that fires, the optional rate-limit enforcement, and finally the first reply rule that matches.
+It serves `POST /v1/messages` (JSON and SSE), `POST /v1/messages/count_tokens` and the
+Message Batches API (`/v1/messages/batches`: create, retrieve, list, cancel, delete, results as
+JSONL; see `_fake_batches`) on 127.0.0.1, from a `ThreadingHTTPServer` in a background
+thread. Each request goes through the API's own checks (path, `x-api-key`,
+`anthropic-version`, body), then the first scripted fault that fires, the optional rate-limit
+enforcement, and finally the first reply rule that matches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import socket
 import socketserver
 import sys
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +32,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from ._fake_batches import (
+    BATCHES_PATH,
+    BatchRequestError,
+    BatchSettings,
+    FakeBatches,
+    RecordedBatch,
+)
 from ._fake_script import (
     Fault,
     Match,
@@ -78,11 +88,18 @@ class _StreamAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class _FileAnswer:
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _Drop:
     pass
 
 
-_Answer = _JsonAnswer | _StreamAnswer | _Drop
+_Answer = _JsonAnswer | _StreamAnswer | _FileAnswer | _Drop
 
 
 # --- scripting state ------------------------------------------------------------------------
@@ -138,6 +155,7 @@ class FakeAnthropicServer:
         min_cacheable_tokens: int | None = None,
         stream_chunk_chars: int = 16,
         seed: int = 0,
+        batches: BatchSettings | None = None,
     ) -> None:
         """`api_key`: the only key accepted (any non-empty key when None). `seed` seeds the
         generated ids, so a sequential test sees the same ids on every run."""
@@ -150,6 +168,8 @@ class FakeAnthropicServer:
         self._cache = PromptCache(min_cacheable_tokens)
         self._meter = RateMeter(self._limits)
         self._ids = random.Random(seed)
+        self._batches = FakeBatches(self._new_id)
+        self._batches.settings = batches or BatchSettings()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -271,6 +291,7 @@ class FakeAnthropicServer:
             self._cache.clear()
             self._meter = RateMeter(self._limits)
             self._ids.seed(self._seed)
+        self._batches.reset()
 
     # --- what happened ---
 
@@ -286,9 +307,35 @@ class FakeAnthropicServer:
         with self._lock:
             return sum(r.path == MESSAGES_PATH and r.succeeded for r in self._state.records)
 
+    @property
+    def batch_settings(self) -> BatchSettings:
+        """How batches are processed: time, and shares of errored/expired/canceled results."""
+        return self._batches.settings
+
+    @batch_settings.setter
+    def batch_settings(self, settings: BatchSettings) -> None:
+        self._batches.settings = settings
+
+    @property
+    def batches(self) -> list[RecordedBatch]:
+        """Every Message Batch created so far, oldest first, with what each request came to."""
+        return self._batches.batches
+
+    @property
+    def paid_batch_requests(self) -> int:
+        """How many batch requests ended `succeeded` (billed, at batch rates)."""
+        return self._batches.paid_requests
+
     # --- serving (called from handler threads) ---
 
-    def _serve(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> _Answer:
+    def _serve(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        raw: bytes,
+        query: Mapping[str, str] | None = None,
+    ) -> _Answer:
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -313,7 +360,7 @@ class FakeAnthropicServer:
             records = self._state.records
         fault: Fault | None = None
         try:
-            answer, fault = self._answer(request, record.request_id, body)
+            answer, fault = self._answer(request, record.request_id, body, query or {})
         except ScriptError as error:
             # Never retried: the script, not the "API", is broken.
             answer = self._error(500, "api_error", str(error), record.request_id, retry=False)
@@ -334,8 +381,10 @@ class FakeAnthropicServer:
         return answer
 
     def _answer(
-        self, request: ReceivedRequest, request_id: str, body: Any
+        self, request: ReceivedRequest, request_id: str, body: Any, query: Mapping[str, str]
     ) -> tuple[_Answer, Fault | None]:
+        if request.path.startswith(BATCHES_PATH):
+            return self._answer_batches(request, request_id, body, query), None
         if request.path not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             message = f"Not found: {request.method} {request.path}"
             return self._error(404, "not_found_error", message, request_id), None
@@ -416,6 +465,62 @@ class FakeAnthropicServer:
                 headers, stream_events(message, rendered.raw_tool_json, self._chunk_chars)
             )
         return _JsonAnswer(200, headers, message)
+
+    def _answer_batches(
+        self, request: ReceivedRequest, request_id: str, body: Any, query: Mapping[str, str]
+    ) -> _Answer:
+        problem = self._auth_problem(request.headers)
+        if problem:
+            return self._error(401, "authentication_error", problem, request_id)
+        if "anthropic-version" not in request.headers:
+            message = "anthropic-version: header is required"
+            return self._error(400, "invalid_request_error", message, request_id)
+
+        def answer_one(params: Json, custom_id: str) -> Json:
+            one = ReceivedRequest(0, "POST", MESSAGES_PATH, request.headers, params)
+            return self._batch_message(one, f"{request_id}:{custom_id}")
+
+        status, answer = self._batches.answer(
+            request.method, request.path, query, body, self.base_url, request_id, answer_one
+        )
+        headers = {"request-id": request_id}
+        if isinstance(answer, bytes):
+            return _FileAnswer(status, headers, answer)
+        return _JsonAnswer(status, headers, answer)
+
+    def _batch_message(self, request: ReceivedRequest, request_id: str) -> Json:
+        """One batch request answered as a direct call would be (prompt cache included; no
+        rate limits: batches are outside them)."""
+        with self._lock:
+            plan = self._cache.plan(request.model, input_segments(request.body))
+        try:
+            reply = self._next_reply(request)
+        except ScriptError as error:
+            raise BatchRequestError(error_body("api_error", str(error), request_id)) from error
+        rendered = render_reply(request, reply, self._new_id)
+        with self._lock:
+            self._cache.commit(plan)
+        return {
+            "id": self._new_id("msg_01", 22),
+            "type": "message",
+            "role": "assistant",
+            "model": request.model,
+            "content": rendered.content,
+            "stop_reason": rendered.stop_reason,
+            "stop_sequence": rendered.stop_sequence,
+            "usage": {
+                "input_tokens": plan.input_tokens,
+                "cache_creation_input_tokens": plan.cache_creation_input_tokens,
+                "cache_read_input_tokens": plan.cache_read_input_tokens,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": plan.cache_creation_input_tokens
+                    - plan.cache_creation_1h_input_tokens,
+                    "ephemeral_1h_input_tokens": plan.cache_creation_1h_input_tokens,
+                },
+                "output_tokens": rendered.output_tokens,
+                "service_tier": "batch",
+            },
+        }
 
     def _auth_problem(self, headers: Mapping[str, str]) -> str | None:
         authorization = headers.get("authorization", "")
@@ -576,13 +681,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        path = self.path.split("?", 1)[0]
-        answer = self.server.fake._serve(self.command, path, headers, raw)
+        path, _, query = self.path.partition("?")
+        parameters = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+        answer = self.server.fake._serve(self.command, path, headers, raw, parameters)
         try:
             if isinstance(answer, _Drop):
                 self.close_connection = True
             elif isinstance(answer, _JsonAnswer):
                 self._send_json(answer)
+            elif isinstance(answer, _FileAnswer):
+                self._send_file(answer)
             else:
                 self._send_stream(answer)
         except OSError:
@@ -600,6 +708,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_file(self, answer: _FileAnswer) -> None:
+        self._start(answer.status, answer.headers)
+        self.send_header("content-type", "application/binary")
+        self.send_header("content-length", str(len(answer.data)))
+        self.end_headers()
+        self.wfile.write(answer.data)
 
     def _send_stream(self, answer: _StreamAnswer) -> None:
         self._start(200, answer.headers)
