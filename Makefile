@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_SYSTEM_CERTS=1 $(BIN)/uv
 SYNC := $(UV) sync --locked --quiet
 
-.PHONY: setup run test lint typecheck bench bench-quick viewer-check upgrade-deps clean
+.PHONY: setup run test browser lint typecheck bench bench-quick viewer-check upgrade-deps clean
 
 $(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,20 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 ## The test command: style, the layering contract, types, then the suite.
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest
+
+## The eval report's HTML test opens the page in headless Chromium. CI runs as root on Debian,
+## so a missing browser is installed with apt-get; elsewhere, say what to install and stop.
+CHROMIUM ?= chromium
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else \
+	    echo "make test needs Chromium for the HTML report test: install it (apt-get install chromium)," \
+	         "or set CHROMIUM=/path/to/chromium" >&2; exit 1; \
+	  fi; }
 
 ## Benchmarks (not part of the test suite): ratios against baselines measured in the same run.
 bench: $(STAMP)

@@ -10,6 +10,7 @@ a namespace of its own, for its own audience:
 - `microagents.tracing` — OpenTelemetry setup, the embedded trace store;
 - `microagents.registry` — agent sources and the registry;
 - `microagents.sql` — the SQL guard and the read-only database tools;
+- `microagents.evals` — datasets, evals, comparisons of two variants, tier sweeps;
 - `microagents.errors` — the one exception hierarchy;
 - `microagents.testing` — fakes for tests: a fake model, the loopback fake Anthropic server.
 
@@ -32,6 +33,9 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from . import (
         errors as errors,
+    )
+    from . import (
+        evals as evals,
     )
     from . import (
         models as models,
@@ -140,7 +144,17 @@ _EXPORTS = {
     "RunError": ".errors",
     "SpecError": ".errors",
 }
-NAMESPACES = ("errors", "models", "registry", "results", "runtime", "sql", "testing", "tracing")
+NAMESPACES = (
+    "errors",
+    "evals",
+    "models",
+    "registry",
+    "results",
+    "runtime",
+    "sql",
+    "testing",
+    "tracing",
+)
 """The public namespaces, each for its own audience; `microagents.models` and so on (loaded
 on first use, like the names above)."""
 

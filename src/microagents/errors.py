@@ -20,6 +20,8 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     │   ├── NodeError                a node failed (after its retries)
     │   └── AgentFailed              an agent gave no valid answer on any rung it could try
     ├── TraceNotFoundError     no run or trace in the store matches an id (also a LookupError)
+    ├── EvalError              an evaluation cannot run: a variant or a stored eval is unusable
+    │   └── DatasetError             a dataset line is malformed; names file, line and field
     ├── ModelError             a model call failed; keeps the request id and HTTP status
     │   ├── AuthenticationError      401: no key, or a key the API refused
     │   ├── PermissionDeniedError    403: the key may not use this model or feature
@@ -179,6 +181,19 @@ class AgentFailed(RunError):
 
 class TraceNotFoundError(MicroagentsError, LookupError):
     """No run or trace in the store matches the id given (or a prefix matches several)."""
+
+
+class EvalError(MicroagentsError):
+    """An evaluation cannot run: a variant, a stored eval or a report option is unusable."""
+
+
+class DatasetError(EvalError):
+    """A dataset line is malformed: the message names the file, the line and the field."""
+
+    def __init__(self, file: Path, line: int, field: str, message: str) -> None:
+        where = f"{file}:{line}" + (f": {field}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.file, self.line, self.field = file, line, field
 
 
 def _reading_order(problem: Problem) -> tuple[str, int, int]:

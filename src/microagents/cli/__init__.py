@@ -24,6 +24,7 @@ from ._common import (
     make_project,
     project_options,
 )
+from ._eval import eval_command
 from ._lock import lock as lock_command
 from ._models import models as models_command
 from ._run import run as run_command
@@ -119,7 +120,7 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
-for command in (run_command, agents_group, lock_command, trace_group, models_command):
+for command in (run_command, agents_group, lock_command, trace_group, models_command, eval_command):
     cli.add_command(command)
 
 
