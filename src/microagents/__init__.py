@@ -140,7 +140,9 @@ _EXPORTS = {
     "RunError": ".errors",
     "SpecError": ".errors",
 }
-NAMESPACES = ("errors", "models", "registry", "results", "runtime", "sql", "testing", "tracing")
+NAMESPACES = (
+    "errors", "mcp", "models", "registry", "results", "runtime", "sql", "testing", "tracing",
+)  # fmt: skip
 """The public namespaces, each for its own audience; `microagents.models` and so on (loaded
 on first use, like the names above)."""
 
