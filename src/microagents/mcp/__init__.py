@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     # declaring servers
-    "McpServerSpec": "..spec._mcp_spec",
     "configured_mcp_servers": "._config",
+    "McpServerSpec": "..spec._mcp_spec",
     # connections and their tools
-    "McpServers": "._client",
     "discover": "._tools",
     "Discovery": "._tools",
+    "McpServers": "._client",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

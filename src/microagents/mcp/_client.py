@@ -212,7 +212,9 @@ class McpServers:
             with scope:
                 try:
                     async with AsyncExitStack() as stack:
-                        client = await stack.enter_async_context(self._client(name, spec))
+                        client = await stack.enter_async_context(
+                            await self._client(name, spec, stack)
+                        )
                         outcome.append(client)
                         started.set()
                         await anyio.sleep_forever()
@@ -242,7 +244,7 @@ class McpServers:
             del self._connections[name]
         connection.scope.cancel()
 
-    def _client(self, name: str, spec: McpServerSpec) -> mcp.Client:
+    async def _client(self, name: str, spec: McpServerSpec, stack: AsyncExitStack) -> mcp.Client:
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
@@ -260,7 +262,8 @@ class McpServers:
         headers = {
             key: _expand(value, f"{name}.headers.{key}") for key, value in spec.headers.items()
         }
-        http = create_mcp_http_client(headers=headers)
+        # Passed in, the HTTP client is ours to close (with the session, on the same stack).
+        http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
         return Client(streamable_http_client(spec.url, http_client=http))
 
     def _log_path(self, name: str) -> Path:
