@@ -67,7 +67,7 @@ def write_project(root: Path, allowed: str, servers: str) -> None:
 
 
 def stdio_config(command: list[str] | None = None) -> str:
-    return "[mcp_servers.docs]\ncommand = %s\n" % json.dumps(command or STDIO.command)
+    return f"[mcp_servers.docs]\ncommand = {json.dumps(command or STDIO.command)}\n"
 
 
 def call(tool: ma.Tool, arguments: dict[str, Any]) -> tuple[str, bool, float]:
@@ -147,7 +147,7 @@ def test_a_workflow_declares_its_own_server(tmp_path: Path) -> None:
         workflow = project.load_workflow(tmp_path / "workflows" / "ask.yaml")
         (agent,) = workflow.agents
         assert agent.spec.tools == ["docs.add"]
-        with pytest.raises(ma.SpecError, match="unknown tool 'docs.add'"):
+        with pytest.raises(ma.SpecError, match=r"unknown tool 'docs\.add'"):
             project.load_agent(tmp_path / "agents" / "helper.yaml")  # not the project's
 
 
