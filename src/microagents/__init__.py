@@ -147,6 +147,7 @@ _EXPORTS = {
 NAMESPACES = (
     "errors",
     "evals",
+    "mcp",
     "models",
     "registry",
     "results",

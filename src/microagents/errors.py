@@ -22,6 +22,9 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     ├── TraceNotFoundError     no run or trace in the store matches an id (also a LookupError)
     ├── EvalError              an evaluation cannot run: a variant or a stored eval is unusable
     │   └── DatasetError             a dataset line is malformed; names file, line and field
+    ├── McpServerError         an MCP server cannot be started or reached, or a call to it
+    │                          failed or timed out; names the server (an agent sees it as a
+    │                          tool error)
     ├── ModelError             a model call failed; keeps the request id and HTTP status
     │   ├── AuthenticationError      401: no key, or a key the API refused
     │   ├── PermissionDeniedError    403: the key may not use this model or feature
@@ -40,7 +43,8 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
 
 A message always says what is wrong and what to do about it; a `Problem` (and a `SqlError`)
 also carries a stable code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks,
-``MA6xx`` SQL, ``MA8xx`` registry sources and the lock file) that a user can search for.
+``MA6xx`` SQL, ``MA7xx`` MCP servers, ``MA8xx`` registry sources and the lock file) that a
+user can search for.
 """
 
 from __future__ import annotations
@@ -161,6 +165,10 @@ class VersionError(SpecPartError):
 
 class ToolDefinitionError(MicroagentsError):
     """A function cannot be made into a tool (its name or signature)."""
+
+
+class McpServerError(MicroagentsError):
+    """An MCP server cannot be started or reached, or a call to it failed or timed out."""
 
 
 class RunError(MicroagentsError):

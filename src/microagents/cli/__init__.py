@@ -26,8 +26,10 @@ from ._common import (
 )
 from ._eval import eval_command
 from ._lock import lock as lock_command
+from ._mcp import mcp_group
 from ._models import models as models_command
 from ._run import run as run_command
+from ._tools import tools as tools_group
 from ._trace import trace as trace_group
 
 
@@ -85,6 +87,8 @@ def validate(
             echo_problems([problem])
             click.echo(f"invalid  {duplicate}", err=True)
             failed += 1
+    # MCP servers that could not be started (the checks used their cached tools, or none).
+    echo_problems(project.tool_problems())
     # About the models the agents run on: each model and each agent once, whatever the files.
     echo_problems(model_problems(uses, tiers, prompt_cache=True))
     click.echo(f"{len(files) - failed} valid, {failed} invalid")
@@ -120,7 +124,16 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
-for command in (run_command, agents_group, lock_command, trace_group, models_command, eval_command):
+for command in (
+    run_command,
+    agents_group,
+    lock_command,
+    trace_group,
+    models_command,
+    eval_command,
+    tools_group,
+    mcp_group,
+):
     cli.add_command(command)
 
 

@@ -70,7 +70,11 @@ def make_project(
     # --agents replaces the configured sources; --source goes ahead of them.
     configured = [str(f) for f in agent_dirs] if agent_dirs else configured_sources(root)
     specs: list[SourceSpec] = [*sources, *configured]
-    return Project(root, sources=specs, tools=tools, use_lock=use_lock, database=database)
+    project = Project(root, sources=specs, tools=tools, use_lock=use_lock, database=database)
+    context = click.get_current_context(silent=True)
+    if context is not None:  # its MCP servers stop when the command ends
+        context.call_on_close(project.close)
+    return project
 
 
 def echo_problems(problems: list[Problem]) -> None:

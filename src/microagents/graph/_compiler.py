@@ -747,7 +747,8 @@ class _Compiler:
 def _unknown_tool(name: str, tools: Tools) -> str:
     return (
         f"unknown tool '{name}' ({tools.suggest(name)}); tools are Python functions "
-        "made with @tool and passed in with --tools MODULE or Project(tools=...)"
+        "made with @tool and passed in with --tools MODULE or Project(tools=...), or "
+        "SERVER.TOOL for a server in `mcp_servers`"
     )
 
 

@@ -31,6 +31,11 @@ class Tool:
     function: Callable[..., Any]
     input_model: type[BaseModel]
     output_schema: JsonSchema | None
+    server: str | None = None
+    """The MCP server the tool is called on (``None`` for a Python tool)."""
+    idempotent: bool = False
+    """Whether calling it again with the same arguments is harmless (a resumed run may repeat
+    it rather than replay its recorded result)."""
     input_schema: JsonSchema = field(init=False)
     is_async: bool = field(init=False)
 
@@ -104,7 +109,10 @@ def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> To
 class Tools(Mapping[str, Tool]):
     """A set of tools by name, built explicitly and passed to whatever needs it."""
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, notes: Mapping[str, str] = {}) -> None:
+        # What a failed lookup should add, by name prefix: where an MCP server's list of
+        # tools came from, or why it has none.
+        self.notes = dict(notes)
         self._tools: dict[str, Tool] = {}
         for item in tools:
             if item.name in self._tools and self._tools[item.name] is not item:
@@ -128,5 +136,8 @@ class Tools(Mapping[str, Tool]):
         return len(self._tools)
 
     def suggest(self, name: str) -> str:
-        """A hint for an unknown tool name: the closest match, or the names that exist."""
-        return suggest(name, list(self._tools), "tools")
+        """A hint for an unknown tool name: the closest match, or the names that exist (and,
+        for ``SERVER.TOOL``, where that server's list of tools came from)."""
+        hint = suggest(name, list(self._tools), "tools")
+        note = self.notes.get(name.split(".", 1)[0]) if "." in name else None
+        return f"{hint}; {note}" if note else hint

@@ -17,11 +17,15 @@ from ..graph._builtin_tools import BUILTIN_TOOLS
 from ..graph._compiled import CompiledWorkflow
 from ..graph._compiler import agent_tool_problems, compile_workflow
 from ..graph._tools import Tool, Tools
+from ..mcp._client import McpServers
+from ..mcp._config import configured_mcp_servers
+from ..mcp._tools import Discovery, discover
 from ..registry._config import SourceSpec, configured_sources, make_source
 from ..registry._lock import LOCK_FILE, Lock
 from ..registry._registry import AgentRegistry, AgentSource, FolderSource, spec_files_under
 from ..spec._agent_spec import AgentSpec
 from ..spec._loading import Source, Sourced, load_agent_spec, load_workflow_spec
+from ..spec._mcp_spec import McpServerSpec
 from ..spec._workflow_spec import WorkflowSpec
 from ..sql._tools import SqlDatabase, sql_tools
 
@@ -43,6 +47,9 @@ class Project:
     references resolve to its pinned versions only; a `registry` passed in is used as is.
     `database` (a URL or a `SqlDatabase`) is what the built-in tools `sql.schema` and
     `sql.query` read; without one they say how to configure it when called.
+    `mcp_servers` (default: what the project config declares) are MCP servers whose tools
+    join `tools` as ``SERVER.TOOL``; they start when the tools are first needed and stop at
+    `close` (or the end of a ``with`` block).
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class Project:
         registry: AgentRegistry | None = None,
         use_lock: bool = True,
         database: SqlDatabase | str | None = None,
+        mcp_servers: Mapping[str, McpServerSpec] | None = None,
     ) -> None:
         self.root = Path(root)
         self.lock_path = self.root / LOCK_FILE
@@ -69,7 +77,13 @@ class Project:
             for f in (workflow_dirs if workflow_dirs is not None else [self.root / "workflows"])
         ]
         self.database = SqlDatabase(database) if isinstance(database, str) else database
-        self.tools = Tools([*BUILTIN_TOOLS, *sql_tools(self.database), *tools])
+        self._own_tools = [*BUILTIN_TOOLS, *sql_tools(self.database), *tools]
+        self.mcp = McpServers(
+            configured_mcp_servers(self.root) if mcp_servers is None else mcp_servers,
+            root=self.root,
+        )
+        self._mcp_listed: dict[str, Discovery] = {}
+        self._tools: Tools | None = None
         self._workflows: dict[Path, CompiledWorkflow] = {}
         self._loading: list[Path] = []
 
@@ -86,6 +100,36 @@ class Project:
             source = make_source(spec, self.root) if isinstance(spec, str | Mapping) else spec
             made.setdefault(source.name, source)  # named twice: keeps its first place
         return list(made.values())
+
+    @property
+    def tools(self) -> Tools:
+        """The tools agents may call: built-in, SQL, Python, and (listed on first use) those
+        of the project's MCP servers."""
+        if self._tools is None:
+            self._tools = self._with_mcp_tools(self.mcp.specs)
+        return self._tools
+
+    def _with_mcp_tools(self, servers: Iterable[str]) -> Tools:
+        listed = [self._mcp_listed.setdefault(n, discover(self.mcp, [n])) for n in servers]
+        return Tools(
+            [*self._own_tools, *(t for found in listed for t in found.tools)],
+            notes={name: note for found in listed for name, note in found.notes.items()},
+        )
+
+    def tool_problems(self) -> list[Problem]:
+        """What listing the MCP servers' tools found wrong (a server that could not be
+        started, a cached list used instead)."""
+        return [p for found in self._mcp_listed.values() for p in found.problems]
+
+    def close(self) -> None:
+        """Stop the MCP servers started for this project."""
+        self.mcp.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @staticmethod
     def tools_from_modules(modules: Iterable[str]) -> list[Tool]:
@@ -141,11 +185,17 @@ class Project:
 
     def compile(self, spec: WorkflowSpec, source: Source | None = None) -> CompiledWorkflow:
         """Compile a workflow spec (from YAML or from the Python builder)."""
+        tools = self.tools
+        if spec.mcp_servers:  # a workflow's own servers join the project's, for its agents
+            where = str((source or Source()).file or spec.name)
+            for name, server in spec.mcp_servers.items():
+                self.mcp.add(name, server, where)
+            tools = self._with_mcp_tools([*self.mcp.specs])
         return compile_workflow(
             spec,
             source or Source(),
             agents=self.registry,
-            tools=self.tools,
+            tools=tools,
             load_subworkflow=self._load_subworkflow,
         )
 

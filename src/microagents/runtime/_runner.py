@@ -473,7 +473,8 @@ async def _run_tool_calls(
         if tracing is None:
             outcome = await call_tool(tool, call.input)
             return outcome.content, outcome.error is not None
-        with tracing.tool_call_span(tool.name, call.id, call.input) as span, tracing.tool_context():
+        span_of = tracing.tool_call_span(tool.name, call.id, call.input, server=tool.server)
+        with span_of as span, tracing.tool_context():
             outcome = await call_tool(tool, call.input)
             tracing.finish_tool_call(span, outcome.content, outcome.error is not None)
         return outcome.content, outcome.error is not None

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from ._agent_spec import EscalationSpec, Strict, check_version
+from ._mcp_spec import McpServerName, McpServerSpec
 from ._schema import JsonSchema
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -148,6 +149,11 @@ class WorkflowSpec(Strict):
     output: Any = Field(
         default=None,
         description="What a run returns: a `{{ expression }}` or a mapping of them.",
+    )
+    mcp_servers: dict[McpServerName, McpServerSpec] = Field(
+        default_factory=dict,
+        description="MCP servers whose tools (named SERVER.TOOL) this workflow's agents may "
+        "call, beside the project's.",
     )
 
     def entry_nodes(self) -> list[str]:

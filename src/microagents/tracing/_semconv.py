@@ -93,6 +93,10 @@ CACHE_HIT: Final = "microagents.cache_hit"
 SIMULATED: Final = "microagents.simulated"
 ATTEMPTS: Final = "microagents.attempts"
 RATE_LIMIT_WAIT: Final = "microagents.rate_limit.wait_s"
+MCP_SERVER: Final = "microagents.mcp.server"
+"""On a tool span: the MCP server (its name in the config) that ran the tool."""
+MCP_METHOD: Final = "mcp.method.name"
+"""The MCP conventions' method name: ``tools/call`` on an MCP tool's span."""
 
 # -- events ----------------------------------------------------------------------------------
 EVENT_ESCALATION: Final = "microagents.escalation"

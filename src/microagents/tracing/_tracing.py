@@ -512,7 +512,7 @@ class Tracing:
     # -- tool calls of an agent ----------------------------------------------------------------
 
     def tool_call_span(
-        self, tool: str, call_id: str, arguments: Mapping[str, Any]
+        self, tool: str, call_id: str, arguments: Mapping[str, Any], *, server: str | None = None
     ) -> AbstractContextManager[SpanLike]:
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_TOOL,
@@ -521,6 +521,8 @@ class Tracing:
             sc.TOOL_CALL_ID: call_id,
             sc.TOOL_TYPE: "function",
         }
+        if server is not None:  # an MCP tool: which server ran it
+            attributes.update({sc.MCP_SERVER: server, sc.MCP_METHOD: "tools/call"})
         if self.capture_content:
             text, mime = content.value(arguments, self.content_limit)
             attributes[sc.TOOL_CALL_ARGUMENTS] = attributes[sc.INPUT_VALUE] = text
@@ -704,6 +706,8 @@ def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
         attributes[sc.AGENT_ID] = target
     elif kind == "tool":
         attributes[sc.TOOL_TYPE] = "function"
+        if node.tool is not None and node.tool.server is not None:
+            attributes.update({sc.MCP_SERVER: node.tool.server, sc.MCP_METHOD: "tools/call"})
     label = node.id if name == node.id else f"{node.id} ({name})"
     return f"{operation} {label}", attributes
 
