@@ -27,6 +27,7 @@ from ._common import (
 from ._lock import lock as lock_command
 from ._models import models as models_command
 from ._run import run as run_command
+from ._runs import runs as runs_group
 from ._trace import trace as trace_group
 
 
@@ -119,7 +120,14 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(spec_json_schema(kind), indent=2))
 
 
-for command in (run_command, agents_group, lock_command, trace_group, models_command):
+for command in (
+    run_command,
+    runs_group,
+    agents_group,
+    lock_command,
+    trace_group,
+    models_command,
+):
     cli.add_command(command)
 
 

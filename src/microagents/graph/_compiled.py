@@ -34,8 +34,11 @@ class CompiledHuman:
     schema: Mapping[str, Any]
     """The answer's JSON Schema."""
 
-    def render(self, values: Mapping[str, Any]) -> str:
-        return self.prompt.render(values)
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The question, from the run's context (`input`, `nodes`) and the node's inputs."""
+        # Not `Prompt.render`, which makes its values the `input`: here `input` is the run's.
+        text: str = self.prompt.template.render(dict(context))
+        return text
 
 
 @dataclass(frozen=True, slots=True)

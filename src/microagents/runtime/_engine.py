@@ -225,10 +225,15 @@ class Engine:
         store.record_run(record)
         token = CURRENT_RUN.set(journal)
         try:
-            result = await run.execute()
-        except BaseExceptionGroup as group:
-            # A resume that cannot go on, from inside a fork or a map: raise it bare.
-            raise _journal_error(group) from None
+            try:
+                result = await run.execute()
+            except BaseExceptionGroup as group:
+                # A resume that cannot go on, from inside a fork or a map: raise it bare.
+                raise _journal_error(group) from None
+        except JournalError:
+            if earlier is not None:  # the resume did not happen: the run stays as it was
+                store.record_run(replace(earlier, updated=time.time()))
+            raise
         finally:
             CURRENT_RUN.reset(token)
         store.record_run(
