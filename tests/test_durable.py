@@ -111,7 +111,8 @@ def test_a_waiting_run_refuses_a_bad_answer_and_completes_with_a_good_one(
 
     waiting, done = anyio.run(main)
 
-    assert waiting.status == "waiting" and waiting.waiting_for is not None
+    assert waiting.status == "waiting"
+    assert waiting.waiting_for is not None
     assert waiting.waiting_for.node == "review"
     assert "right for a parcel?" in waiting.waiting_for.question
     assert waiting.waiting_for.schema["required"] == ["approved"]
@@ -142,10 +143,11 @@ def test_a_changed_prompt_stops_the_resume_naming_the_node(
                 waiting.run_id, answer={"approved": False}, workflow=changed, **options
             )
 
-    with pytest.raises(ReplayMismatch, match="node 'label'.*the prompt changed"):
+    with pytest.raises(ReplayMismatch, match=r"node 'label'.*the prompt changed"):
         anyio.run(resume)
     result = anyio.run(lambda: resume(rerun_changed=True))
-    assert result.status == "ok" and calls(fake_anthropic) == 2
+    assert result.status == "ok"
+    assert calls(fake_anthropic) == 2
 
 
 def test_human_node_from_the_command_line_exits_3_and_resumes_with_an_answer(
@@ -177,7 +179,9 @@ def test_human_node_from_the_command_line_exits_3_and_resumes_with_an_answer(
     code, _, err = run_cli(
         ["runs", "resume", run_id, "--answer", '{"approved": "perhaps"}'], capsys
     )
-    assert code == 2 and "approved" in err and "still waiting" in err
+    assert code == 2
+    assert "approved" in err
+    assert "still waiting" in err
 
     code, out, err = run_cli(["runs", "resume", run_id, "--answer", '{"approved": true}'], capsys)
     assert code == 0, err
@@ -226,12 +230,13 @@ def test_a_batch_killed_with_sigkill_pays_no_recorded_step_again(
     project(tmp_path)
     write_items(tmp_path / "items.jsonl", ITEMS, ids=True)
     env = cli_env(tmp_path, slow_api)
-    command = [sys.executable, "-c", RUN_CLI, "run", "workflows/chain.yaml",
-               "--input-file", "items.jsonl", "--out", "out.jsonl", "--concurrency", "16"]  # fmt: skip
+    command = [sys.executable, "-c", RUN_CLI, "run", "workflows/chain.yaml", "--input-file",
+               "items.jsonl", "--out", "out.jsonl", "--concurrency", "16"]  # fmt: skip
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while calls(slow_api) < ITEMS:  # a third of the way
-        assert process.poll() is None and time.monotonic() < deadline
+        assert process.poll() is None
+        assert time.monotonic() < deadline
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
@@ -268,7 +273,8 @@ def test_a_single_text_to_sql_run_killed_between_calls_resumes_from_the_command_
     home = tmp_path / "home"
     # Killed once the writer's answer is recorded, while the reviewer's call is in flight.
     while recorded_model_steps(home) < 1:
-        assert process.poll() is None and time.monotonic() < deadline
+        assert process.poll() is None
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     while calls(slow_api) < 1:
         time.sleep(0.01)
