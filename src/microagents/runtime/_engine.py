@@ -276,6 +276,7 @@ class Engine:
         store = self.journal
         if store is None:
             raise MicroagentsError("this engine has no journal: create it with journal=...")
+        await store.durable()  # a run of this process may have just recorded its steps
         record = await store.run(run_id)
         if record is None:
             raise RunNotFound(run_id)

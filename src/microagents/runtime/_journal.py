@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -285,19 +285,38 @@ def _plain(value: Any) -> Any:
 
 def encode_response(response: ModelResponse) -> str:
     """A response as JSON: what a replay needs to give the run the same answer and cost."""
-    return json.dumps(
+    usage = response.usage
+    return _ENCODER.encode(
         {
-            "content": [asdict(block) for block in response.content],
+            # Shallow: `asdict` deep-copies every block, and this runs once per paid step.
+            "content": [_block(block) for block in response.content],
             "stop_reason": response.stop_reason,
-            "usage": asdict(response.usage),
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cache_creation_1h_input_tokens": usage.cache_creation_1h_input_tokens,
+            },
             "model": response.model,
             "request_id": response.request_id,
             "cost_usd": response.cost_usd,
             "cached": response.cached,
             "simulated": response.simulated,
-        },
-        ensure_ascii=False,
+        }
     )
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def _block(block: ContentBlock) -> dict[str, Any]:
+    return {name: getattr(block, name) for name in _FIELDS[type(block)]}
+
+
+_FIELDS = {
+    kind: tuple(f.name for f in fields(kind)) for kind in (TextBlock, ToolUseBlock, ToolResultBlock)
+}
 
 
 _BLOCKS: dict[str, Callable[..., ContentBlock]] = {

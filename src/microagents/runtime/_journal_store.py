@@ -19,8 +19,9 @@ Writes never block the event loop, and never commit one row at a time: `record_s
 `record_run` queue the row and return at once (a list append); a writer thread commits
 whatever is queued in one transaction every `commit_interval` seconds (5 ms by default). So
 a crash (kill -9, power cut) loses at most the steps recorded in the last `commit_interval`
-plus one commit — those calls are paid again on resume — and nothing older. Reads first wait
-until everything queued is committed, so that a read sees every write made before it.
+plus one commit — those calls are paid again on resume — and nothing older. Reads do not
+wait for the queue (a resume reads what an earlier process or run committed); a caller that
+must read its own writes awaits `durable()` first.
 Batch items keep their own, synchronous transaction (`save`): the output file follows it.
 """
 
@@ -295,7 +296,6 @@ class SQLiteJournal:
         return await anyio.to_thread.run_sync(self._runs, status, workflow, limit)
 
     def _steps(self, run_id: str) -> dict[str, StepRecord]:
-        self._writer.wait()
         with self._store as db:
             rows = db.execute(
                 "SELECT key, kind, request, result FROM steps WHERE run_id = ?", (run_id,)
@@ -303,7 +303,6 @@ class SQLiteJournal:
             return {key: StepRecord(key, kind, req, res) for key, kind, req, res in rows}
 
     def _run(self, run_id: str) -> RunRecord | None:
-        self._writer.wait()
         with self._store as db:
             rows = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? "
@@ -315,7 +314,6 @@ class SQLiteJournal:
         return _run_record(rows[0])
 
     def _runs(self, status: str | None, workflow: str | None, limit: int) -> list[RunRecord]:
-        self._writer.wait()
         where, args = [], []
         if status is not None:
             where.append("status = ?")
@@ -538,7 +536,11 @@ class _Writer:
             thread = self._thread
         if thread is not None:
             thread.join()
+        with self._wake:
+            # Closed, then written to again (a store shared by engines one after another):
+            # the next write starts a new thread.
             self._thread = None
+            self._closed = False
 
     def _loop(self) -> None:
         while True:
@@ -564,12 +566,19 @@ class _Writer:
                 self._wake.notify_all()
 
     def _commit(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        encoded = [(sql, tuple(v() if callable(v) else v for v in row)) for sql, row in rows]
+        # One executemany per run of rows with the same statement, in order.
+        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        for sql, row in rows:
+            encoded = tuple(v() if callable(v) else v for v in row)
+            if groups and groups[-1][0] == sql:
+                groups[-1][1].append(encoded)
+            else:
+                groups.append((sql, [encoded]))
         with self._store as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, row in encoded:
-                    db.execute(sql, row)
+                for sql, group in groups:
+                    db.executemany(sql, group)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
