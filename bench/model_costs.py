@@ -28,7 +28,7 @@ import anyio
 
 import microagents as ma
 from microagents.runtime._batch import run_batch
-from microagents.runtime._checkpoint import SQLiteCheckpointStore
+from microagents.runtime._journal_store import SQLiteJournal
 from microagents.testing import FakeAnthropicServer, Reply, ServerRateLimits
 from microagents.testing._fake_script import ReceivedRequest
 
@@ -110,7 +110,7 @@ def _batch(
             api_key=API_KEY, base_url=server.base_url, tiers=tiers, prompt_cache=prompt_cache
         )
 
-        store = SQLiteCheckpointStore(Path(folder) / "checkpoints.sqlite3")
+        store = SQLiteJournal(Path(folder) / "journal.sqlite3")
 
         async def main() -> ma.results.BatchSummary:
             async with ma.Engine(model, tiers=tiers, tracing=None) as engine:

@@ -1,4 +1,5 @@
-"""Framework overhead per step: plain asyncio vs microagents (untraced and traced) vs LangGraph.
+"""Framework overhead per step: plain asyncio vs microagents (untraced, traced, journaled, and
+resumed with every step replayed from its journal) vs LangGraph.
 
 The workload is the 3-step triage pipeline (router → extractor → validator) with an instant
 in-process model, so that what is measured is the framework, not a model: µs per step,
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,6 +44,8 @@ UNTRACED = "microagents, untraced"
 DROPPED = "microagents, traced (spans dropped)"
 IN_MEMORY = "microagents, traced to an in-memory exporter"
 STORED = "microagents, traced to the embedded store"
+JOURNALED = "microagents, journaled (untraced)"
+REPLAYED = "microagents, resumed: every step replayed from the journal"
 LANGGRAPH = "LangGraph (graph engine only)"
 # Runs between flushes of the store's span queue (~8 spans a run; the queue holds 16,384).
 FLUSH_EVERY = 1_000
@@ -65,6 +71,47 @@ def microagents_runs(
                     after_pass()  # before the span queue can overflow and drop spans
         if after_pass is not None:
             after_pass()  # inside the timed pass: the export is part of what tracing costs
+
+    return go
+
+
+def journaled_runs(path: Path) -> Body:
+    """Every step recorded in a journal (a fresh file per pass), no tracing."""
+    workflow = triage_workflow()
+    passes = itertools.count()
+
+    async def go(runs: int) -> None:
+        journal = ma.runtime.SQLiteJournal(path / f"journal-{next(passes)}.sqlite3")
+        # The closing commit of what is queued is inside the timed pass: part of the cost.
+        async with ma.Engine(InstantModel(), journal=journal) as engine:
+            for _ in range(runs):
+                result = await engine.run(workflow, TICKET)
+                assert result.ok, result.error
+
+    return go
+
+
+def replayed_runs(path: Path, recorded: int) -> Body:
+    """Runs resumed from a journal that holds all their steps: no model call at all."""
+    workflow = triage_workflow()
+    journal_path = path / "replayed.sqlite3"
+
+    async def record() -> None:
+        async with ma.Engine(
+            InstantModel(), journal=ma.runtime.SQLiteJournal(journal_path)
+        ) as engine:
+            for n in range(recorded):
+                await engine.run(workflow, TICKET, run_id=f"run-{n}")
+
+    anyio.run(record)
+
+    async def go(runs: int) -> None:
+        model = InstantModel()
+        async with ma.Engine(model, journal=ma.runtime.SQLiteJournal(journal_path)) as engine:
+            for n in range(runs):
+                result = await engine.run(workflow, TICKET, run_id=f"run-{n}", resume=True)
+                assert result.ok, result.error
+                assert result.replayed == STEPS, result.replayed
 
     return go
 
@@ -110,6 +157,8 @@ def run(quick: bool) -> dict[str, Any]:
     in_memory = TracerProvider()
     in_memory.add_span_processor(SimpleSpanProcessor(memory))
     _, to_store, store_queue = store_provider()
+    folder = tempfile.TemporaryDirectory(prefix="microagents-bench-")
+    journal_folder = Path(folder.name)
     contenders: list[tuple[str, Body, int]] = [
         (ASYNCIO, plain_asyncio, runs),
         (UNTRACED, microagents_runs(None), runs),
@@ -124,6 +173,9 @@ def run(quick: bool) -> dict[str, Any]:
             microagents_runs(ma.tracing.Tracing.from_provider(to_store), to_store.force_flush),
             runs,
         ),
+        (JOURNALED, journaled_runs(journal_folder), runs),
+        # Each resume reads its run and steps (two queries in a worker thread): fewer runs.
+        (REPLAYED, replayed_runs(journal_folder, runs // 4), runs // 4),
     ]
     if langgraph_available():
         # ~10x slower per step: a quarter of the runs keeps each pass about as long.
@@ -136,6 +188,7 @@ def run(quick: bool) -> dict[str, Any]:
         results[name] = per_step = measure(body, n, repetitions)
         print(f"{name:48}  {n:6}  {per_step:8.1f}  {per_step / results[ASYNCIO]:9.1f}x")
     to_store.shutdown()
+    folder.cleanup()
     if LANGGRAPH not in results:
         print(LANGGRAPH_MISSING)
     if store_queue.dropped:
@@ -149,6 +202,9 @@ def run(quick: bool) -> dict[str, Any]:
         "traced_dropped_vs_untraced": round(results[DROPPED] / untraced, 2),
         "traced_in_memory_vs_untraced": round(results[IN_MEMORY] / untraced, 2),
         "traced_store_vs_untraced": round(results[STORED] / untraced, 2),
+        "journaled_us_per_step": round(results[JOURNALED], 1),
+        "journaled_vs_untraced": round(results[JOURNALED] / untraced, 2),
+        "replayed_us_per_step": round(results[REPLAYED], 1),
         "spans_dropped": store_queue.dropped,
     }
     if LANGGRAPH in results:

@@ -18,8 +18,8 @@ import microagents as ma
 from microagents.graph._compiled import CompiledWorkflow
 from microagents.results._summary import BatchSummary, LatencyHistogram, percentile
 from microagents.runtime._batch import BatchProgress, BatchRunner, run_batch
-from microagents.runtime._checkpoint import CHECKPOINT_FILE, SQLiteCheckpointStore
 from microagents.runtime._engine import Engine
+from microagents.runtime._journal_store import JOURNAL_FILE, SQLiteJournal
 from microagents.testing import FakeAnthropicServer, FakeModel, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -394,7 +394,7 @@ def test_resume_repairs_an_output_file_cut_between_checkpoint_and_write(tmp_path
     raw = out.read_bytes().splitlines(keepends=True)
     kept = b"".join(raw[:3])
     out.write_bytes(kept + raw[3][:20])
-    with sqlite3.connect(tmp_path / "home" / CHECKPOINT_FILE) as db:
+    with sqlite3.connect(tmp_path / "home" / JOURNAL_FILE) as db:
         db.execute("UPDATE batches SET out_size = ?, written_seq = 3", (len(kept),))
     model = FakeModel(answer())
     notes = Notes()
@@ -433,13 +433,13 @@ def test_checkpoints_are_written_in_batches_not_per_item(
     items, out = tmp_path / "items.jsonl", tmp_path / "out.jsonl"
     write_items(items, 500)
     saves: list[int] = []
-    save = SQLiteCheckpointStore._save
+    save = SQLiteJournal._save
 
-    def counting(self: SQLiteCheckpointStore, batch: str, rows: Any, written: Any) -> None:
+    def counting(self: SQLiteJournal, batch: str, rows: Any, written: Any) -> None:
         saves.append(len(rows))
         save(self, batch, rows, written)
 
-    monkeypatch.setattr(SQLiteCheckpointStore, "_save", counting)
+    monkeypatch.setattr(SQLiteJournal, "_save", counting)
 
     batch(FakeModel(answer()), workflow, items, out, concurrency=8)
 

@@ -78,7 +78,7 @@ def test_builder_errors_name_the_field_like_yaml_errors_do() -> None:
         flow.spec()
     paths = {p.field_path for p in exc.value.problems}
     assert paths == {"nodes.a", "edges[0]"}
-    assert "exactly one of agent, tool or workflow" in str(exc.value)
+    assert "exactly one of agent, tool, workflow or human" in str(exc.value)
 
 
 class Ticket(BaseModel):

@@ -25,6 +25,17 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
     ├── McpServerError         an MCP server cannot be started or reached, or a call to it
     │                          failed or timed out; names the server (an agent sees it as a
     │                          tool error)
+    ├── RunSuspended           not a failure: a run stops where it stands to wait (for a
+    │                          person's answer); the engine makes it a `waiting` result
+    ├── JournalError           a durable run cannot be resumed as asked; carries a stable
+    │   │                      ``MA9xx`` code
+    │   ├── RunNotFound              no run in the journal has the id (also a LookupError)
+    │   ├── ReplayMismatch           a recorded step's request differs from the one the run
+    │   │                            makes now (the workflow, an agent or a prompt changed)
+    │   ├── ToolDecisionNeeded       a tool that is not idempotent started before a crash and
+    │   │                            has no recorded result
+    │   └── AnswerRefused            an answer to a waiting run fails its schema, or the run
+    │                                is not waiting
     ├── ModelError             a model call failed; keeps the request id and HTTP status
     │   ├── AuthenticationError      401: no key, or a key the API refused
     │   ├── PermissionDeniedError    403: the key may not use this model or feature
@@ -43,7 +54,8 @@ Every error the library raises on purpose subclasses `MicroagentsError`::
 
 A message always says what is wrong and what to do about it; a `Problem` (and a `SqlError`)
 also carries a stable code (``MA1xx`` loading, ``MA2xx`` spec fields, ``MA3xx`` graph checks,
-``MA6xx`` SQL, ``MA7xx`` MCP servers, ``MA8xx`` registry sources and the lock file) that a
+``MA6xx`` SQL, ``MA7xx`` MCP servers, ``MA8xx`` registry sources and the lock file, ``MA9xx``
+durable runs) that a
 user can search for.
 """
 
@@ -52,7 +64,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the hierarchy imports nothing of the layers above it
-    from .results._results import Attempt
+    from .results._results import Attempt, WaitingFor
 
 import difflib
 from dataclasses import dataclass, field
@@ -202,6 +214,73 @@ class DatasetError(EvalError):
         where = f"{file}:{line}" + (f": {field}" if field else "")
         super().__init__(f"{where}: {message}")
         self.file, self.line, self.field = file, line, field
+
+
+class RunSuspended(MicroagentsError):
+    """Stops a run where it stands, to wait: a human node raises it for its question; a model
+    layer may raise it for a call it defers (a Message Batches back-end). The engine turns it
+    into a `waiting` result whose `waiting_for` is this exception's; resuming the run replays
+    its journal up to here and goes on. Raise it only from inside a journaled run."""
+
+    def __init__(self, waiting_for: WaitingFor) -> None:
+        super().__init__(f"waiting at node '{waiting_for.node}': {waiting_for.question}")
+        self.waiting_for = waiting_for
+
+
+class JournalError(MicroagentsError):
+    """A durable run cannot be resumed (or answered) as asked. `code` is stable (``MA9xx``,
+    see docs/errors.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class RunNotFound(JournalError, LookupError):
+    """No run in the journal has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            "MA901",
+            f"no run '{run_id}' in the journal; `microagents runs list` shows the runs there",
+        )
+
+
+class ReplayMismatch(JournalError):
+    """A recorded step's request differs from the one the resumed run makes now."""
+
+    def __init__(self, node: str, step: str, changed: str) -> None:
+        super().__init__(
+            "MA902",
+            f"cannot resume: node '{node}' now makes a different request than the one recorded "
+            f"(step {step}: {changed} changed since the run started). Undo the change, or "
+            "resume with --rerun-changed (`rerun_changed=True`) to run that step and every "
+            "later one again",
+        )
+        self.node = node
+        self.step = step
+
+
+class ToolDecisionNeeded(JournalError):
+    """A tool that is not idempotent started before the run stopped, with no recorded result."""
+
+    def __init__(self, node: str, tool: str, step: str) -> None:
+        super().__init__(
+            "MA903",
+            f"cannot resume: tool '{tool}' (node '{node}', step {step}) had started when the run "
+            "stopped and its result was not recorded, so it may or may not have taken effect. "
+            "Check its effect, then resume with --rerun-tools to call it again, or declare the "
+            "tool idempotent (@tool(idempotent=True)) if calling it twice is harmless",
+        )
+        self.node = node
+        self.tool = tool
+
+
+class AnswerRefused(JournalError):
+    """An answer does not match the waiting node's schema, or the run is not waiting."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("MA904", message)
 
 
 def _reading_order(problem: Problem) -> tuple[str, int, int]:

@@ -29,6 +29,7 @@ from ._lock import lock as lock_command
 from ._mcp import mcp_group
 from ._models import models as models_command
 from ._run import run as run_command
+from ._runs import runs as runs_group
 from ._tools import tools as tools_group
 from ._trace import trace as trace_group
 
@@ -126,6 +127,7 @@ def schema(kind: str) -> None:
 
 for command in (
     run_command,
+    runs_group,
     agents_group,
     lock_command,
     trace_group,

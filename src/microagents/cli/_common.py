@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the project (graph, networkx, pydantic) loads when a comman
     from ..project._project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_WAITING = 3  # a run waits for a person: `microagents runs resume RUN_ID --answer ...`
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in microagents, never "some items failed"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 

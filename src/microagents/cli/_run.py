@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_WAITING,
     echo_problems,
     make_project,
     project_options,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ..graph._compiled import CompiledWorkflow
     from ..models._protocol import CacheTTL
     from ..models._tiers import TierTable
+    from ..results._results import RunResult
     from ..results._summary import BatchSummary
     from ..runtime._batch import BatchProgress
     from ..runtime._engine import Engine
@@ -133,7 +136,8 @@ def run(
 
     \b
     Exit status: 0 every item ok; 1 some items failed, or the budget stopped the batch;
-    2 bad input or spec; 130 interrupted (finished items are checkpointed: use --resume).
+    2 bad input or spec; 3 a run waits for a person (microagents runs resume RUN_ID
+    --answer JSON); 130 interrupted (finished items are checkpointed: use --resume).
     """
     if (input_json is None) == (input_file is None):
         raise MicroagentsError(
@@ -163,8 +167,23 @@ def run(
         raise MicroagentsError(NO_KEY_MESSAGE)
     if input_file is not None and not input_file.is_file():
         raise MicroagentsError(f"input file '{input_file}' does not exist or is not a file")
+    # Recorded with each run, so that `microagents runs resume` can load it the same way.
+    origin = {
+        "workflow": str(workflow.resolve()),
+        "backend": backend,
+        "database": database,
+        "tools": list(tool_modules),
+        "agents": [str(folder.resolve()) for folder in agent_dirs],
+        "sources": list(sources),
+    }
     engine = _engine(
-        backend, compiled, tiers, cache=cache, cache_ttl=cache_ttl, latency_scale=scale
+        backend,
+        compiled,
+        tiers,
+        cache=cache,
+        cache_ttl=cache_ttl,
+        latency_scale=scale,
+        origin=origin,
     )
     if run_input is not None:
         return _run_one(engine, compiled, run_input)
@@ -219,6 +238,7 @@ def _engine(
     cache: bool,
     cache_ttl: CacheTTL,
     latency_scale: float,
+    origin: Mapping[str, Any] | None = None,
 ) -> Engine:
     from .._settings import microagents_home
     from ..models._simulate import SimulatedLatency
@@ -227,10 +247,15 @@ def _engine(
     if backend == "simulate":
         # Traced like a real run, so that a dry run shows in `microagents trace` too.
         latency = SimulatedLatency(scale=latency_scale)
-        return Engine.for_backend("simulate", workflow, tiers=tiers, latency=latency)
+        return Engine.for_backend("simulate", workflow, tiers=tiers, latency=latency, origin=origin)
     cache_path = str(microagents_home() / "cache.sqlite3") if cache else None
     return Engine.for_backend(
-        "anthropic", workflow, tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl
+        "anthropic",
+        workflow,
+        tiers=tiers,
+        cache_path=cache_path,
+        cache_ttl=cache_ttl,
+        origin=origin,
     )
 
 
@@ -246,8 +271,6 @@ def _stderr_console() -> Console:
 def _run_one(engine: Engine, workflow: CompiledWorkflow, run_input: dict[str, Any]) -> int:
     import anyio
 
-    from ..results._summary import BatchStats
-
     async def main() -> Any:
         try:
             return await engine.run(workflow, run_input)
@@ -256,15 +279,31 @@ def _run_one(engine: Engine, workflow: CompiledWorkflow, run_input: dict[str, An
                 await engine.aclose()
 
     result = anyio.run(main)
-    if result.failed_node is None and not result.nodes and not result.ok:
+    if result.status == "failed" and result.failed_node is None and not result.nodes:
         # Refused before any node ran: the input does not fit the workflow's input schema.
         raise MicroagentsError(f"--input: {result.error}")
+    return report_result(result, workflow.name)
+
+
+def report_result(result: RunResult, workflow: str) -> int:
+    """Print one run's result (stdout) and summary (stderr); its exit status."""
+    from ..results._summary import BatchStats
+
     click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     stats = BatchStats()
     stats.add_result(result)
-    _stderr_console().print(stats.summary(workflow=workflow.name, elapsed=result.latency).render())
+    _stderr_console().print(stats.summary(workflow=workflow, elapsed=result.latency).render())
     if result.trace_id:
         click.echo(f"trace {result.trace_id}: microagents trace show {result.run_id}", err=True)
+    if result.waiting_for is not None:
+        click.echo(
+            f"run {result.run_id} is waiting at node '{result.waiting_for.node}': "
+            f"{result.waiting_for.question}\n"
+            f"answer it: microagents runs resume {result.run_id} --answer 'JSON' "
+            f"(the answer's schema: microagents runs show {result.run_id} --json)",
+            err=True,
+        )
+        return EXIT_WAITING
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -346,6 +385,8 @@ def _run_batch(
     click.echo(f"results: {runner.out_path}", err=True)
     if engine.tracing is not None:
         click.echo(f"traces: microagents trace list --workflow {workflow.name}", err=True)
+    if summary.waiting and summary.failed == 0 and not summary.stopped_by_budget:
+        return EXIT_WAITING  # `microagents runs list --status waiting` lists them
     return EXIT_OK if summary.all_ok else EXIT_FAILED
 
 

@@ -21,7 +21,7 @@ OUTPUT = "output"
 """The target name of the workflow's own output, beside the node ids."""
 NOT_RUN = "(not run)"
 """A router's label when the node did not run (or gave no value), in confusion matrices."""
-CaseStatus = Literal["ok", "failed", "not_run"]
+CaseStatus = Literal["ok", "failed", "waiting", "not_run"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,15 +15,30 @@ import networkx as nx
 
 from ..errors import Problem
 from ..spec._agent_spec import EscalationSpec
-from ..spec._expressions import Expression
+from ..spec._expressions import Expression, Prompt
 from ..spec._loading import Source
 from ..spec._schema import JsonSchema
 from ..spec._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
 from ._agent import CompiledAgent
 from ._tools import Tool, Tools
 
-NodeKind = Literal["agent", "tool", "workflow"]
+NodeKind = Literal["agent", "tool", "workflow", "human"]
 EdgeKind = Literal["plain", "conditional", "escalation", "map", "fan_in"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledHuman:
+    """A human node's question, compiled: render it from the run's context."""
+
+    prompt: Prompt
+    schema: Mapping[str, Any]
+    """The answer's JSON Schema."""
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The question, from the run's context (`input`, `nodes`) and the node's inputs."""
+        # Not `Prompt.render`, which makes its values the `input`: here `input` is the run's.
+        text: str = self.prompt.template.render(dict(context))
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,7 @@ class CompiledNode:
     workflow: CompiledWorkflow | None = None
     escalation: EscalationSpec | None = None
     mapped: bool = False
+    human: CompiledHuman | None = None
 
     @property
     def target(self) -> str:
@@ -47,6 +63,8 @@ class CompiledNode:
             return self.agent.reference
         if self.tool is not None:
             return self.tool.name
+        if self.human is not None:
+            return "a person"
         assert self.workflow is not None
         return f"{self.workflow.spec.name}@{self.workflow.spec.version}"
 

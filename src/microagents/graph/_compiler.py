@@ -20,6 +20,7 @@ from ..errors import (
     RegistryError,
     SchemaError,
     SpecError,
+    SpecPartError,
     suggest,
 )
 from ..spec._agent_spec import EscalationSpec
@@ -28,6 +29,7 @@ from ..spec._expressions import (
     ENVIRONMENT,
     MAP_NAMES,
     Expression,
+    compile_prompt,
     compile_value,
     expressions_in,
     parse_template_string,
@@ -39,6 +41,7 @@ from ..spec._schema import (
     enum_values,
     json_type_of,
     json_types,
+    model_from_schema,
     subschema,
 )
 from ..spec._workflow_spec import EdgeSpec, NodeSpec, WorkflowSpec
@@ -46,6 +49,7 @@ from ..spec._yaml import FieldPath, format_path
 from ._agent import CompiledAgent
 from ._compiled import (
     CompiledEdge,
+    CompiledHuman,
     CompiledNode,
     CompiledWorkflow,
     EdgeKind,
@@ -198,6 +202,8 @@ class _Compiler:
                 self.problem("MA302", _unknown_tool(node.tool, self.tools), *path, "tool")
                 return None
             return CompiledNode(node_id, "tool", node, inputs, tool=found, mapped=mapped)
+        if node.human is not None:
+            return self.compile_human(node_id, node, inputs, mapped)
         assert node.workflow is not None
         try:
             sub = self.load_subworkflow(node.workflow, self.source)
@@ -217,6 +223,20 @@ class _Compiler:
             self.problem("MA303", str(exc), *path, "workflow")
             return None
         return CompiledNode(node_id, "workflow", node, inputs, workflow=sub, mapped=mapped)
+
+    def compile_human(
+        self, node_id: str, node: NodeSpec, inputs: Any, mapped: bool
+    ) -> CompiledNode | None:
+        assert node.human is not None
+        path = ("nodes", node_id, "human")
+        try:
+            prompt = compile_prompt(node.human.prompt)
+            model_from_schema(node.human.answer, f"{node_id} answer")
+        except SpecPartError as exc:
+            self.problem("MA327", str(exc), *path)
+            return None
+        human = CompiledHuman(prompt, node.human.answer)
+        return CompiledNode(node_id, "human", node, inputs, mapped=mapped, human=human)
 
     def resolve_agent(self, reference: str, path: FieldPath) -> CompiledAgent | None:
         try:
@@ -573,6 +593,8 @@ class _Compiler:
             schema: JsonSchema | None = node.agent.output_schema
         elif node.tool is not None:
             schema = node.tool.output_schema
+        elif node.human is not None:
+            schema = dict(node.human.schema)
         else:
             assert node.workflow is not None
             schema = node.workflow.output_schema
@@ -597,6 +619,8 @@ class _Compiler:
             return node.agent.input_schema
         if node.tool is not None:
             return node.tool.input_schema
+        if node.human is not None:
+            return None  # its inputs are whatever the question shows
         assert node.workflow is not None
         return node.workflow.spec.input
 
@@ -775,6 +799,8 @@ def _always_taken(edge: EdgeSpec, exhaustive_switch: bool) -> bool:
 
 
 def _node_kind(node: NodeSpec) -> NodeKind:
+    if node.human is not None:
+        return "human"
     return "agent" if node.agent else "tool" if node.tool else "workflow"
 
 

@@ -34,8 +34,9 @@ class Tool:
     server: str | None = None
     """The MCP server the tool is called on (``None`` for a Python tool)."""
     idempotent: bool = False
-    """Whether calling it again with the same arguments is harmless (a resumed run may repeat
-    it rather than replay its recorded result)."""
+    """Calling it twice with the same arguments is harmless (a lookup, a read-only query): a
+    resumed run may call it again when a crash lost its result. A tool that is not idempotent
+    and had started stops the resume for a person to decide."""
     input_schema: JsonSchema = field(init=False)
     is_async: bool = field(init=False)
 
@@ -49,7 +50,7 @@ class Tool:
 def tool(function: Callable[..., Any], /) -> Tool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, idempotent: bool = False
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -59,6 +60,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    idempotent: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a tool from a typed function; its parameters become the tool's input schema.
 
@@ -68,15 +70,20 @@ def tool(
         "Find an order by its id."
         ...
     ```
+
+    `idempotent=True` says a second call with the same arguments is harmless, so that a run
+    resumed after a crash in the middle of the call may simply call it again.
     """
 
     def wrap(fn: Callable[..., Any]) -> Tool:
-        return _make_tool(fn, name or fn.__name__, description)
+        return _make_tool(fn, name or fn.__name__, description, idempotent)
 
     return wrap(function) if function is not None else wrap
 
 
-def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> Tool:
+def _make_tool(
+    fn: Callable[..., Any], name: str, description: str | None, idempotent: bool = False
+) -> Tool:
     if not re.fullmatch(TOOL_NAME_PATTERN, name):
         raise ToolDefinitionError(
             f"tool name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter"
@@ -103,7 +110,7 @@ def _make_tool(fn: Callable[..., Any], name: str, description: str | None) -> To
     )
     doc = description or inspect.getdoc(fn) or ""
     summary = doc.split("\n\n", 1)[0].strip()
-    return Tool(name, summary, fn, input_model, output_schema)
+    return Tool(name, summary, fn, input_model, output_schema, idempotent=idempotent)
 
 
 class Tools(Mapping[str, Tool]):

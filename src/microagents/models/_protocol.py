@@ -169,6 +169,8 @@ class ModelResponse:
     """Answered from the response cache: no paid call was made."""
     simulated: bool = False
     """Made up by the simulated back-end, not by a model."""
+    replayed: bool = False
+    """Returned from the run's journal on resume: recorded earlier, no call was made now."""
     attempts: int = 1
     rate_limits: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
     """The API's ``anthropic-ratelimit-*`` headers, for the rate limiter to adapt to."""

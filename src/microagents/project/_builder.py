@@ -65,6 +65,7 @@ class Workflow:
         agent: str | AgentSpec | None = None,
         tool: str | Tool | None = None,
         workflow: str | None = None,
+        human: dict[str, Any] | None = None,
         input: dict[str, Any] | None = None,
         model: str | None = None,
         escalation: EscalationSpec | dict[str, Any] | None = None,
@@ -72,7 +73,8 @@ class Workflow:
         retries: int | None = None,
         description: str | None = None,
     ) -> Workflow:
-        """Add a node that runs an agent (a reference or an `AgentSpec`), a tool or a workflow."""
+        """Add a node that runs an agent (a reference or an `AgentSpec`), a tool or a workflow,
+        or asks a person (`human={"prompt": "...", "answer": {JSON Schema}}`)."""
         if isinstance(agent, AgentSpec):
             self._agents.append(agent)
             agent = f"{agent.name}@{agent.version}"
@@ -82,7 +84,8 @@ class Workflow:
         if isinstance(escalation, EscalationSpec):
             escalation = escalation.model_dump(exclude_defaults=True)
         fields = {
-            "agent": agent, "tool": tool, "workflow": workflow, "description": description,
+            "agent": agent, "tool": tool, "workflow": workflow, "human": human,
+            "description": description,
             "input": input, "model": model, "escalation": escalation, "timeout": timeout,
             "retries": retries,
         }  # fmt: skip

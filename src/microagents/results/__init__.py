@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from ._results import (
         ToolCalled as ToolCalled,
     )
+    from ._results import (
+        WaitingFor as WaitingFor,
+    )
     from ._summary import (
         BatchSummary as BatchSummary,
     )
@@ -60,6 +63,7 @@ _EXPORTS = {
     "Escalation": "._results",
     "NodeRun": "._results",
     "RunResult": "._results",
+    "WaitingFor": "._results",
     # events, as they happen
     "Escalated": "._results",
     "EventSink": "._results",

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from ..models._protocol import Usage
 
-RunStatus = Literal["ok", "failed"]
+RunStatus = Literal["ok", "failed", "waiting"]
 NodeStatus = Literal["ok", "failed", "skipped"]
 
 
@@ -78,6 +78,21 @@ class NodeRun:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingFor:
+    """What a `waiting` run waits for: the node, its question (rendered from the run's
+    context) and the JSON Schema an answer must match."""
+
+    node: str
+    question: str
+    schema: Mapping[str, Any]
+    step: str
+    """The journal step the answer will be recorded under."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "question": self.question, "schema": dict(self.schema)}
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """The outcome of one workflow run."""
 
@@ -95,6 +110,10 @@ class RunResult:
     simulated: bool = False
     trace_id: str | None = None
     input: Mapping[str, Any] = field(default_factory=dict)
+    waiting_for: WaitingFor | None = None
+    """Set when `status` is ``waiting``: the question the run needs answered to go on."""
+    replayed: int = 0
+    """Steps (model calls, tool calls, answers) returned from the run's journal, not made."""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +155,8 @@ class RunResult:
             "latency_s": round(self.latency, 4),
             "simulated": self.simulated,
             "trace_id": self.trace_id,
+            **({"waiting_for": self.waiting_for.to_json()} if self.waiting_for else {}),
+            **({"replayed": self.replayed} if self.replayed else {}),
         }
 
 

@@ -91,11 +91,13 @@ class BatchStats:
         "skipped_by_budget",
         "tiers",
         "tokens",
+        "waiting",
     )
 
     def __init__(self, *, simulated: bool = False) -> None:
         self.ok = 0
         self.failed = 0
+        self.waiting = 0
         self.malformed = 0
         self.duplicates = 0
         self.resumed = 0
@@ -114,13 +116,15 @@ class BatchStats:
 
     @property
     def done(self) -> int:
-        """Items finished in this run (ok or failed)."""
-        return self.ok + self.failed
+        """Items finished in this run (ok or failed, or waiting for a person)."""
+        return self.ok + self.failed + self.waiting
 
     def add_result(self, result: RunResult) -> None:
         """Count one finished run."""
         if result.status == "ok":
             self.ok += 1
+        elif result.status == "waiting":
+            self.waiting += 1
         else:
             self.failed += 1
         self.cost_usd += result.cost_usd
@@ -182,6 +186,7 @@ class BatchStats:
             simulated=self.simulated,
             ok=self.ok,
             failed=self.failed,
+            waiting=self.waiting,
             malformed=self.malformed,
             duplicates=self.duplicates,
             resumed=self.resumed,
@@ -283,6 +288,9 @@ class BatchSummary:
     simulated: bool
     ok: int
     failed: int
+    waiting: int = 0
+    """Items whose runs wait for a person (`microagents runs list --status waiting`); their
+    lines say ``waiting`` until they are answered and the batch is resumed."""
     malformed: int = 0
     duplicates: int = 0
     resumed: int = 0
@@ -324,6 +332,7 @@ class BatchSummary:
         """Every item of the batch has an ok result (resumed ones included) and none is left."""
         return (
             self.failed == 0
+            and self.waiting == 0
             and self.resumed_failed == 0
             and not self.stopped_by_budget
             and not self.interrupted
@@ -337,6 +346,7 @@ class BatchSummary:
             "items": {
                 "ok": self.ok,
                 "failed": self.failed,
+                "waiting": self.waiting,
                 "malformed": self.malformed,
                 "duplicates": self.duplicates,
                 "resumed": self.resumed,
@@ -381,6 +391,7 @@ class BatchSummary:
         title.append(
             f"{self.ok} ok, {self.failed} failed"
             + (f" ({self.malformed} malformed lines)" if self.malformed else "")
+            + (f", {self.waiting} waiting for a person" if self.waiting else "")
             + (f", {self.resumed} resumed" if self.resumed else "")
             + (f", {self.skipped_by_budget} not started (budget)" if self.skipped_by_budget else "")
             + f" in {self.elapsed:.1f} s"

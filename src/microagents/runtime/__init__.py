@@ -1,5 +1,5 @@
 """The runtime: the engine that runs compiled workflows (the scheduler, the agent runner, tool
-calls), and batches over JSONL files with their checkpoints.
+calls), the journal that makes runs durable, and batches over JSONL files.
 
 Imports: `tracing`, `results`, `models`, `graph`, `spec` and below."""
 
@@ -20,13 +20,19 @@ if TYPE_CHECKING:
     from ._batch import (
         run_batch as run_batch,
     )
-    from ._checkpoint import (
-        CheckpointStore as CheckpointStore,
-    )
-    from ._checkpoint import (
-        SQLiteCheckpointStore as SQLiteCheckpointStore,
-    )
     from ._engine import Engine as Engine
+    from ._journal import (
+        JournaledModel as JournaledModel,
+    )
+    from ._journal_store import (
+        JournalStore as JournalStore,
+    )
+    from ._journal_store import (
+        RunRecord as RunRecord,
+    )
+    from ._journal_store import (
+        SQLiteJournal as SQLiteJournal,
+    )
 
 _EXPORTS = {
     # the engine
@@ -36,9 +42,11 @@ _EXPORTS = {
     "BatchProgress": "._batch",
     "BatchRunner": "._batch",
     "run_batch": "._batch",
-    # checkpoints
-    "CheckpointStore": "._checkpoint",
-    "SQLiteCheckpointStore": "._checkpoint",
+    # the journal: durable runs, and the batches' checkpoint
+    "JournaledModel": "._journal",
+    "JournalStore": "._journal_store",
+    "RunRecord": "._journal_store",
+    "SQLiteJournal": "._journal_store",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,19 +10,27 @@ the next chunk only once every line of the last one has a slot: at most a chunk 
 `concurrency` items are in memory, whatever the size of the file. A line that is not a JSON
 object becomes a failed item naming its line; it does not stop the batch.
 
+The checkpoint is the journal. Each item is a run with a stable id (`item_run_id`), so
+every model and tool call of an item is recorded as it happens (see `_journal`); a finished
+item is also recorded with its output line (`JournalStore.save`). "Checkpoint" below means
+that record of finished items, the batch's view of the journal.
+
 Writing. Finished items are buffered and flushed every `flush_every` items or `flush_interval`
 seconds, whichever comes first, each flush in worker threads: one checkpoint transaction
-(`CheckpointStore.save`), then one append of the output lines to the output file, which stays
+(`JournalStore.save`), then one append of the output lines to the output file, which stays
 open for the whole run. The checkpoint is the record of what was paid for; the output file is
 its copy, in completion order. Each save also records the *watermark* — how many bytes of
 the output file hold how many checkpointed lines — so that a resume after kill -9 or a power
 cut can drop an unconfirmed tail and rewrite it from the checkpoint: every input line ends up
 with exactly one output line, and no finished item is run (or paid for) twice.
 
-Resuming. Without `resume` a run starts the batch over. With it, items found in the
-checkpoint are skipped without a model call and without a new output line (theirs is already
-in the output file). An item is known by its ``id`` field when it has one — so that it is
-recognised even if lines move — or else by its line number.
+Resuming. Without `resume` a run starts the batch over (and forgets its items' steps). With
+it, items found in the checkpoint are skipped without a model call and without a new output
+line (theirs is already in the output file); items that were in flight replay their recorded
+steps and go on live from the first one without a record. Items waiting for a person are run
+again (replaying to their question, answered or not), and the output file is rewritten
+without their old ``waiting`` lines. An item is known by its ``id`` field when it has one —
+so that it is recognised even if lines move — or else by its line number.
 """
 
 from __future__ import annotations
@@ -48,16 +56,16 @@ from ..models._ratelimit import RateLimitedModel, Throttling
 from ..models._simulate import SimulatedModel
 from ..results._results import NodeFinished, RunEvent, RunResult, jsonable
 from ..results._summary import BatchStats, BatchSummary
-from ._checkpoint import (
-    BatchState,
-    CheckpointStore,
-    FinishedItem,
-    Seen,
-    SQLiteCheckpointStore,
-    Watermark,
-    batch_key,
-)
 from ._engine import DEFAULT_CONCURRENCY, Engine
+from ._journal import batch_key, item_run_id
+from ._journal_store import (
+    BatchState,
+    FinishedItem,
+    JournalStore,
+    Seen,
+    SQLiteJournal,
+    Watermark,
+)
 
 FLUSH_EVERY = 200
 FLUSH_INTERVAL = 0.5
@@ -138,7 +146,7 @@ class BatchRunner:
         concurrency: int = DEFAULT_CONCURRENCY,
         resume: bool = False,
         budget_usd: float | None = None,
-        store: CheckpointStore | None = None,
+        store: JournalStore | None = None,
         observer: BatchObserver | None = None,
         simulated: bool | None = None,
         flush_every: int = FLUSH_EVERY,
@@ -198,7 +206,9 @@ class BatchRunner:
         """Run the batch; return its summary. Cancelling it (Ctrl-C) still checkpoints and
         writes every item that had finished."""
         self._started = time.perf_counter()
-        store = self._store or SQLiteCheckpointStore()
+        # The engine's journal, so that items' steps and items are one record.
+        store = self._store or self.engine.journal or SQLiteJournal()
+        owned = self._store is None and self.engine.journal is None
         reader = self._reader = _LineReader(self.input_path)
         await anyio.to_thread.run_sync(reader.open)
         try:
@@ -229,7 +239,7 @@ class BatchRunner:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(reader.close)
-                if self._store is None:
+                if owned:
                     await store.aclose()
         self._completed = True
         if self._stopped_by_budget:
@@ -271,7 +281,7 @@ class BatchRunner:
 
     # -- reading and dispatching -----------------------------------------------------------
 
-    async def _feed(self, reader: _LineReader, store: CheckpointStore, sink: _Sink) -> None:
+    async def _feed(self, reader: _LineReader, store: JournalStore, sink: _Sink) -> None:
         slots = anyio.Semaphore(self.concurrency)
         send, receive = anyio.create_memory_object_stream[_Chunk](1)
         # Items go to `concurrency` workers, not to a task each: spawning a task per item cost
@@ -298,13 +308,13 @@ class BatchRunner:
     async def _read_ahead(
         self,
         reader: _LineReader,
-        store: CheckpointStore,
+        store: JournalStore,
         sink: _Sink,
         send: MemoryObjectSendStream[_Chunk],
     ) -> None:
         """Read the next chunk, and look up which of its items are checkpointed, while the
         items of the last one are being dispatched."""
-        resuming = self._state.finished > 0
+        resuming = self._state.finished > 0 or self._state.waiting > 0
         async with send:
             while True:
                 entries = await anyio.to_thread.run_sync(reader.read, self._chunk)
@@ -331,7 +341,7 @@ class BatchRunner:
     ) -> None:
         first = sink.first_index(entry.key)
         found = seen.get(entry.key)
-        if first is None and found is not None:
+        if first is None and found is not None and found.status != "waiting":
             if found.seq <= self._state.last_seq:
                 self.stats.resumed += 1  # finished by an earlier run: already in the output
                 return
@@ -373,11 +383,14 @@ class BatchRunner:
         try:
             assert entry.value is not None
             try:
+                # An item is a run with a stable id: resumed, it replays what it recorded.
                 result = await self.engine.run(
                     self.workflow,
                     entry.value,
-                    labels={"batch_index": str(entry.index)},
+                    labels={"batch_index": str(entry.index), "batch": self.batch},
                     on_event=self._on_event,
+                    run_id=item_run_id(self.batch, entry.key),
+                    resume=self.resume,
                 )
             except Exception as exc:  # a bug; the batch goes on, the item says what happened
                 self.stats.add_failure()
@@ -429,6 +442,8 @@ class BatchRunner:
                 # Where to look next: `microagents trace show RUN_ID`.
                 "run_id": result.run_id,
                 "trace_id": result.trace_id,
+                # Answer it with `microagents runs resume RUN_ID --answer`, then --resume.
+                **({"waiting_for": result.waiting_for.to_json()} if result.waiting_for else {}),
             }
         )
 
@@ -450,18 +465,22 @@ class BatchRunner:
         )
 
     async def _prepare_output(
-        self, store: CheckpointStore, state: BatchState
+        self, store: JournalStore, state: BatchState
     ) -> tuple[_OutputFile, Watermark]:
         """Open the output file so that it holds exactly the checkpointed lines."""
         output = _OutputFile(self.out_path)
         path = str(self.out_path.resolve())
-        if state.finished == 0:
+        if state.finished == 0 and state.waiting == 0:
             await anyio.to_thread.run_sync(output.open, 0)  # nothing in it is ours
             return output, Watermark(path, 0, state.last_seq)
         size = await anyio.to_thread.run_sync(output.existing_size)
         written = state.written
         keep, after = 0, 0
-        if written is not None and written.out_path == path and size >= written.out_size:
+        if state.waiting:
+            # Waiting items get their final lines in this run: rewrite the file without
+            # their `waiting` lines, so that every input still has exactly one line.
+            self._note(f"{state.waiting} items were waiting for a person: running them again")
+        elif written is not None and written.out_path == path and size >= written.out_size:
             # The usual case: drop what was written after the last confirmed save (a kill
             # between a save and its lines) and rewrite it from the checkpoint.
             keep, after = written.out_size, written.seq
@@ -521,7 +540,7 @@ async def run_batch(
     concurrency: int = DEFAULT_CONCURRENCY,
     resume: bool = False,
     budget_usd: float | None = None,
-    store: CheckpointStore | None = None,
+    store: JournalStore | None = None,
     observer: BatchObserver | None = None,
 ) -> BatchSummary:
     """Run `workflow` on every line of the JSONL file `input_path`, writing one result line
@@ -552,7 +571,7 @@ class _Sink:
 
     def __init__(
         self,
-        store: CheckpointStore,
+        store: JournalStore,
         batch: str,
         output: _OutputFile,
         last_seq: int,

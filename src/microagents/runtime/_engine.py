@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sized
+from dataclasses import replace
 from typing import Any, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SchemaError
+from ..errors import AnswerRefused, JournalError, MicroagentsError, RunNotFound, SchemaError
 from ..graph._compiled import CompiledWorkflow
 from ..models._backends import anthropic_model, simulated_model
 from ..models._protocol import CacheTTL, Model, aclose_inner
@@ -29,6 +32,8 @@ from ..results._results import EventSink, RunEvent, RunFinished, RunResult
 from ..spec._schema import model_from_schema, validation_problems
 from ..tracing._setup import default_tracing
 from ..tracing._tracing import TracedModel, Tracing
+from ._journal import CURRENT_RUN, JournaledModel, RunJournal
+from ._journal_store import JournalStore, RunRecord, SQLiteJournal
 from ._plan import Plan, build_plan
 from ._scheduler import RunContext, WorkflowRun
 
@@ -52,13 +57,24 @@ class Engine:
         tiers: TierTable | None = None,
         on_event: EventSink | None = None,
         tracing: Tracing | None = None,
+        journal: JournalStore | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> None:
-        # Model-call spans come from a wrapper: the scheduler never sees a model call.
+        # Journaling and model-call spans are layers: the scheduler never sees a model call.
+        # The journal sits under the span, so that a replayed call still shows, marked so.
+        if journal is not None:
+            model = JournaledModel(model)
         self.model = TracedModel(model, tracing) if tracing is not None else model
         self.tracing = tracing
+        self.journal = journal
+        """Where runs are recorded step by step, to resume (None: runs are not durable)."""
+        self.origin = dict(origin or {})
+        """How this engine's runs were started (a workflow file, a back-end, options),
+        recorded with each run so that `microagents runs resume` can start it again."""
         self.tiers = tiers or TierTable.load()
         self.on_event = on_event
         self._plans: dict[int, tuple[CompiledWorkflow, Plan, type[BaseModel] | None]] = {}
+        self._workflows: dict[str, CompiledWorkflow] = {}
         self._run_ids = itertools.count(1)
         self._run_prefix = os.urandom(4).hex()
         self._runtime = RunContext(self.model, self.tiers, tracing, self._run_sub_workflow)
@@ -74,10 +90,15 @@ class Engine:
         cache_ttl: CacheTTL = "5m",
         tracing: Tracing | Literal["default"] | None = "default",
         latency: SimulatedLatency | None = None,
+        journal: JournalStore | Literal["default"] | None = "default",
+        origin: Mapping[str, Any] | None = None,
     ) -> Engine:
         """An engine on the Anthropic API (key from the environment) or the simulated back-end
         (answering from `workflow`'s agents' examples), traced to the embedded store and
-        whatever ``OTEL_*`` configures unless `tracing` is None."""
+        whatever ``OTEL_*`` configures unless `tracing` is None, and journaled (durable:
+        resumable, able to wait for a person) to ``MICROAGENTS_HOME`` unless `journal` is
+        None."""
+        store = SQLiteJournal() if journal == "default" else journal
         tiers = tiers or TierTable.load()
         # The default tracing names its service after the workflow (when nothing else does).
         chosen = (
@@ -88,13 +109,17 @@ class Engine:
         if backend == "simulate":
             agents = workflow.agents if workflow is not None else []
             model = simulated_model(agents, tiers=tiers, latency=latency)
-            return cls(model, tiers=tiers, tracing=chosen)
+            return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)
         model = anthropic_model(tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl)
-        return cls(model, tiers=tiers, tracing=chosen)
+        return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)
 
     async def aclose(self) -> None:
-        """Close the model stack (connection pools, cache database)."""
-        await aclose_inner(self.model)
+        """Close the model stack (connection pools, cache database) and commit the journal."""
+        try:
+            await aclose_inner(self.model)
+        finally:
+            if self.journal is not None:
+                await self.journal.aclose()
 
     async def __aenter__(self) -> Engine:
         return self
@@ -117,6 +142,7 @@ class Engine:
                 input_model = None  # the compiler reported it; nothing to validate against
             cached = (workflow, build_plan(workflow), input_model)
             self._plans[id(workflow)] = cached
+            self._workflows[workflow.name] = workflow
         return cached[1], cached[2]
 
     async def run(
@@ -127,14 +153,19 @@ class Engine:
         labels: Mapping[str, str] | None = None,
         on_event: EventSink | None = None,
         deltas: bool = False,
+        run_id: str | None = None,
+        resume: bool = False,
     ) -> RunResult:
         """Run `workflow` once on `run_input`. A failing node gives a failed result, not an
         exception; errors raised are bugs or cancellation. With `deltas`, agents stream their
-        answers (when the model can) and `on_event` hears `OutputDelta`s."""
+        answers (when the model can) and `on_event` hears `OutputDelta`s.
+
+        With a journal, every step is recorded under `run_id` (a fresh one by default); with
+        `resume`, steps recorded under it earlier replay without a call (see `resume`)."""
         plan, input_model = self.plan(workflow)
         started = next(self._run_ids)
-        run_id = f"{self._run_prefix}-{started}"
         nested = labels is not None and "run" in labels  # a sub-workflow's run (not a batch's)
+        run_id = run_id or f"{self._run_prefix}-{started}"
         if input_model is not None:
             try:
                 input_model.model_validate(run_input)
@@ -156,7 +187,149 @@ class Engine:
             nested=nested,
             deltas=deltas,
         )
-        return await run.execute()
+        if self.journal is None or nested:
+            # A sub-workflow's steps go in its parent's journal, under the parent's node.
+            return await run.execute()
+        return await self._journaled(run, workflow, run_input, resume=resume, labels=labels)
+
+    async def _journaled(
+        self,
+        run: WorkflowRun,
+        workflow: CompiledWorkflow,
+        run_input: Mapping[str, Any],
+        *,
+        resume: bool,
+        labels: Mapping[str, str] | None,
+        rerun_changed: bool = False,
+        rerun_tools: bool = False,
+    ) -> RunResult:
+        store = self.journal
+        assert store is not None
+        earlier = await store.run(run.run_id) if resume else None
+        recorded = await store.steps(run.run_id) if earlier is not None else None
+        journal = RunJournal(
+            store, run.run_id, recorded, rerun_changed=rerun_changed, rerun_tools=rerun_tools
+        )
+        now = time.time()
+        record = RunRecord(
+            run_id=run.run_id,
+            workflow=workflow.name,
+            status="running",
+            input=run_input,
+            started=earlier.started if earlier is not None else now,
+            updated=now,
+            attempts=earlier.attempts + 1 if earlier is not None else 1,
+            origin={**self.origin, **(earlier.origin if earlier is not None else {})},
+            batch=(labels or {}).get("batch"),
+        )
+        store.record_run(record)
+        token = CURRENT_RUN.set(journal)
+        try:
+            try:
+                result = await run.execute()
+            except BaseExceptionGroup as group:
+                # A resume that cannot go on, from inside a fork or a map: raise it bare.
+                raise _journal_error(group) from None
+        except JournalError:
+            if earlier is not None:  # the resume did not happen: the run stays as it was
+                store.record_run(replace(earlier, updated=time.time()))
+            raise
+        finally:
+            CURRENT_RUN.reset(token)
+        store.record_run(
+            replace(
+                record,
+                status=result.status,
+                updated=time.time(),
+                waiting=result.waiting_for,
+                error=result.error,
+                trace=result.trace_id,
+            )
+        )
+        if journal.replayed:
+            result = replace(result, replayed=journal.replayed)
+        return result
+
+    async def resume(
+        self,
+        run_id: str,
+        answer: Any = None,
+        *,
+        workflow: CompiledWorkflow | None = None,
+        rerun_changed: bool = False,
+        rerun_tools: bool = False,
+    ) -> RunResult:
+        """Resume a run recorded in the journal: re-execute it from its input, replaying every
+        recorded step without a call, and go on live from the first step without a record.
+
+        ```python
+        result = await engine.run(workflow, {"ticket": "..."})   # status "waiting"
+        result = await engine.resume(result.run_id, answer={"approved": True})
+        ```
+
+        `answer` answers the question a `waiting` run asks (checked against its schema:
+        `AnswerRefused` names the field, and the run stays waiting). `workflow` is needed when
+        this engine has not run the workflow itself. A step whose request changed since it was
+        recorded raises `ReplayMismatch` naming the node, unless `rerun_changed`; a tool that
+        is not idempotent and started without a recorded result raises `ToolDecisionNeeded`,
+        unless `rerun_tools`."""
+        store = self.journal
+        if store is None:
+            raise MicroagentsError("this engine has no journal: create it with journal=...")
+        await store.durable()  # a run of this process may have just recorded its steps
+        record = await store.run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        workflow = workflow or self._workflows.get(record.workflow)
+        if workflow is None:
+            raise MicroagentsError(
+                f"run '{record.run_id}' is of workflow '{record.workflow}', which this engine "
+                "has not loaded: pass it, engine.resume(run_id, workflow=...)"
+            )
+        if answer is not None:
+            await self._record_answer(store, record, answer)
+        plan, _ = self.plan(workflow)
+        labels = {"batch": record.batch} if record.batch else {}
+        run = WorkflowRun(
+            plan,
+            record.input,
+            runtime=self._runtime,
+            run_id=record.run_id,
+            labels={
+                RUN_ORDER_LABEL: str(next(self._run_ids)),
+                **labels,
+                "run": record.run_id,
+                "workflow": workflow.name,
+            },
+            on_event=self.on_event,
+        )
+        return await self._journaled(
+            run,
+            workflow,
+            record.input,
+            resume=True,
+            labels=labels,
+            rerun_changed=rerun_changed,
+            rerun_tools=rerun_tools,
+        )
+
+    @staticmethod
+    async def _record_answer(store: JournalStore, record: RunRecord, answer: Any) -> None:
+        waiting = record.waiting
+        if record.status != "waiting" or waiting is None:
+            raise AnswerRefused(
+                f"run '{record.run_id}' is {record.status}, not waiting for an answer; "
+                "resume it without --answer"
+            )
+        try:
+            model_from_schema(dict(waiting.schema), f"{waiting.node} answer").model_validate(answer)
+        except ValidationError as exc:
+            raise AnswerRefused(
+                f"the answer to node '{waiting.node}' does not match its schema: "
+                f"{validation_problems(exc, 'answer')}; the run is still waiting"
+            ) from None
+        store.record_step(record.run_id, waiting.step, "human", "answer", json.dumps(answer))
+        await store.durable()
 
     async def run_many(
         self,
@@ -263,6 +436,17 @@ def _both(first: EventSink | None, second: EventSink | None) -> EventSink | None
         run_sink(event)
 
     return both
+
+
+def _journal_error(group: BaseExceptionGroup) -> BaseException:
+    """The `JournalError` out of a task group's exception group, or the group itself."""
+    found, others = group.split(JournalError)
+    if others is not None or found is None:
+        return group
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 async def _aiter(

@@ -399,7 +399,8 @@ async def _attempt(
             raise _Trigger(
                 "tool_budget", f"still calling tools after {spec.max_tool_rounds} rounds"
             )
-        results = await _run_tool_calls(calls, tools, spec.tools, node, on_event, tracing)
+        step = f"{labels.get('step', node)}/{labels.get('tier', '')}"
+        results = await _run_tool_calls(calls, tools, spec.tools, node, step, on_event, tracing)
         messages.append(Message("assistant", response.content))
         messages.append(Message("user", results))
 
@@ -463,6 +464,7 @@ async def _run_tool_calls(
     tools: Tools,
     allowed: list[str],
     node: str,
+    step: str,
     on_event: EventSink | None,
     tracing: Tracing | None,
 ) -> tuple[ContentBlock, ...]:
@@ -471,11 +473,11 @@ async def _run_tool_calls(
 
     async def traced(tool: Tool, call: ToolUseBlock) -> tuple[str, bool]:
         if tracing is None:
-            outcome = await call_tool(tool, call.input)
+            outcome = await call_tool(tool, call.input, step=f"{step}/{call.id}", node=node)
             return outcome.content, outcome.error is not None
         span_of = tracing.tool_call_span(tool.name, call.id, call.input, server=tool.server)
         with span_of as span, tracing.tool_context():
-            outcome = await call_tool(tool, call.input)
+            outcome = await call_tool(tool, call.input, step=f"{step}/{call.id}", node=node)
             tracing.finish_tool_call(span, outcome.content, outcome.error is not None)
         return outcome.content, outcome.error is not None
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import ValidationError
 
-from ..errors import AgentFailed, NodeError
+from ..errors import AgentFailed, NodeError, RunSuspended
 from ..models._protocol import Usage
 from ..results._results import (
     Attempt,
@@ -30,11 +30,13 @@ from ..results._results import (
     NodeRun,
     NodeStarted,
     RunResult,
+    WaitingFor,
     jsonable,
 )
 from ..spec._agent_spec import EscalationSpec
 from ..spec._expressions import evaluate_value
 from ..spec._schema import validation_problems
+from ._journal import human_answer
 from ._plan import DEFAULT_MAP_CONCURRENCY, Plan, PlanNode
 from ._runner import run_agent
 from ._tool_calls import DEFAULT_TOOL_TIMEOUT, call_tool
@@ -139,6 +141,9 @@ class WorkflowRun:
                 raise _run_failure(group) from None
         except _RunFailed as failure:
             failed = failure
+        except RunSuspended as suspended:
+            # Waiting (for a person): the journal holds everything done so far.
+            return self._result(None, None, time.perf_counter() - started, suspended.waiting_for)
         output = None
         if failed is None:
             output = evaluate_value(self.plan.workflow.output, self.context)
@@ -366,6 +371,10 @@ class WorkflowRun:
         # Plain data in: a bound upstream output is a pydantic object, and an input schema
         # of `type: object` (or a tool's dict parameter) takes a mapping.
         inputs = jsonable(evaluate_value(node.inputs, context) or {})
+        # The journal's step key: deterministic given the input and what was recorded.
+        step = f"{self.labels.get('scope', '')}{node.id}#{visit}"
+        if node.mapped:
+            step = f"{step}[{context['index']}]"
         tracing = self.runtime.tracing
         if tracing is not None and tracing.capture_content:
             tracing.node_input(tracing.current(), node.kind, inputs)
@@ -390,7 +399,12 @@ class WorkflowRun:
                     tools=self.plan.workflow.tools,
                     escalation=node.escalation,
                     start_rung=start,
-                    labels={**self.labels, "agent": node.agent.spec.name, "node": node.id},
+                    labels={
+                        **self.labels,
+                        "agent": node.agent.spec.name,
+                        "node": node.id,
+                        "step": step,
+                    },
                     node=node.id,
                     visit=visit,
                     on_event=self.on_event,
@@ -403,15 +417,26 @@ class WorkflowRun:
         if node.tool is not None:
             limit = node.spec.timeout or DEFAULT_TOOL_TIMEOUT
             if self.runtime.tracing is None:
-                outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
+                outcome_tool = await call_tool(
+                    node.tool, inputs, time_limit=limit, step=step, node=node.id
+                )
             else:
                 with self.runtime.tracing.tool_context():
-                    outcome_tool = await call_tool(node.tool, inputs, time_limit=limit)
+                    outcome_tool = await call_tool(
+                        node.tool, inputs, time_limit=limit, step=step, node=node.id
+                    )
             if outcome_tool.error is not None:
                 raise NodeError(outcome_tool.error)
             return outcome_tool.value, ()
+        if node.human is not None:
+            human = node.human
+            return human_answer(
+                step, node.id, lambda: human.render({**context, **inputs}), human.schema
+            ), ()
         assert node.workflow is not None
-        sub = await self.runtime.run_workflow(node.workflow, inputs, self.labels)
+        sub = await self.runtime.run_workflow(
+            node.workflow, inputs, {**self.labels, "scope": f"{step}/"}
+        )
         attempts = tuple(a for run in sub.nodes for a in run.attempts)
         if not sub.ok:
             raise NodeError(
@@ -454,7 +479,13 @@ class WorkflowRun:
         if self.on_event is not None:
             self.on_event(NodeFinished(run))
 
-    def _result(self, output: Any, failed: _RunFailed | None, latency: float) -> RunResult:
+    def _result(
+        self,
+        output: Any,
+        failed: _RunFailed | None,
+        latency: float,
+        waiting_for: WaitingFor | None = None,
+    ) -> RunResult:
         usage = Usage()
         cost = 0.0
         simulated = False
@@ -466,7 +497,7 @@ class WorkflowRun:
         return RunResult(
             run_id=self.run_id,
             workflow=self.plan.workflow.name,
-            status="failed" if failed else "ok",
+            status="failed" if failed else "waiting" if waiting_for else "ok",
             output=output,
             error=failed.message if failed else None,
             failed_node=failed.node if failed else None,
@@ -478,15 +509,19 @@ class WorkflowRun:
             simulated=simulated,
             input=self.input,
             trace_id=self.trace_id,
+            waiting_for=waiting_for,
         )
 
 
 def _run_failure(group: BaseExceptionGroup) -> BaseException:
     """The run's own failure out of a task group's exception group, or the group itself
     when something else (a bug, a cancellation) is in it."""
-    failures, others = group.split(_RunFailed)
+    failures, others = group.split((_RunFailed, RunSuspended))
     if others is not None or failures is None:
         return group
+    suspended = failures.subgroup(RunSuspended)
+    if suspended is not None:  # a branch that waits makes the run wait
+        failures = suspended
     leaf: BaseException = failures
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]

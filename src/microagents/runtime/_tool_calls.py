@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ..graph._tools import Tool
 from ..results._results import jsonable
 from ..spec._schema import validation_problems
+from ._journal import CURRENT_RUN, journaled_tool_call
 
 DEFAULT_TOOL_TIMEOUT = 30.0
 
@@ -40,9 +41,24 @@ class ToolOutcome:
 
 
 async def call_tool(
-    tool: Tool, arguments: Mapping[str, Any], *, time_limit: float = DEFAULT_TOOL_TIMEOUT
+    tool: Tool,
+    arguments: Mapping[str, Any],
+    *,
+    time_limit: float = DEFAULT_TOOL_TIMEOUT,
+    step: str = "",
+    node: str = "",
 ) -> ToolOutcome:
-    """Validate `arguments`, call `tool` (sync ones in a thread), stop after `time_limit` s."""
+    """Validate `arguments`, call `tool` (sync ones in a thread), stop after `time_limit` s.
+    In a journaled run the call is a step (under `step`), replayed on resume."""
+    run = CURRENT_RUN.get()
+    if run is not None:
+        return await journaled_tool_call(
+            run, step, node, tool, arguments, partial(_call_tool, tool, arguments, time_limit)
+        )
+    return await _call_tool(tool, arguments, time_limit)
+
+
+async def _call_tool(tool: Tool, arguments: Mapping[str, Any], time_limit: float) -> ToolOutcome:
     try:
         parsed = tool.input_model.model_validate(dict(arguments))
     except ValidationError as exc:

@@ -14,6 +14,32 @@ NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
 
 
+_KINDS = ("agent", "tool", "workflow", "human")
+
+
+class HumanSpec(Strict):
+    """A question for a person: the run waits (status ``waiting``) until it is answered.
+
+    ```yaml
+    review:
+      human:
+        prompt: "Refund {{ nodes.extract.output.amount }} for {{ input.customer }}?"
+        answer:
+          type: object
+          properties: {approved: {type: boolean}, note: {type: string}}
+          required: [approved]
+    ```
+    """
+
+    prompt: str = Field(
+        description="Jinja2 template of the question, rendered from the run's context "
+        "(`input`, `nodes`) and the node's `input` fields."
+    )
+    answer: dict[str, Any] = Field(
+        description="JSON Schema of the answer; it is the node's output once answered."
+    )
+
+
 class NodeSpec(Strict):
     """One step: an agent, a Python tool, or another workflow (a file, or one published in
     the registry: ``workflow: team/refund_flow@^2``).
@@ -33,6 +59,9 @@ class NodeSpec(Strict):
         description="Sub-workflow: a path relative to this file, a workflow name, or a "
         "published workflow's `name@range` from the registry.",
     )
+    human: HumanSpec | None = Field(
+        default=None, description="A question for a person: the run waits for the answer."
+    )
     description: str | None = None
     input: dict[str, Any] = Field(
         default_factory=dict,
@@ -47,11 +76,12 @@ class NodeSpec(Strict):
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> NodeSpec:
-        kinds = [k for k in ("agent", "tool", "workflow") if getattr(self, k) is not None]
+        kinds = [k for k in _KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             found = " and ".join(kinds) if kinds else "none of them"
             raise ValueError(
-                f"a node runs exactly one of agent, tool or workflow (found {found}); keep one"
+                "a node runs exactly one of agent, tool, workflow or human "
+                f"(found {found}); keep one"
             )
         if self.agent is None and (self.model or self.escalation):
             raise ValueError("model and escalation apply to agent nodes only")

@@ -249,7 +249,8 @@ def _make_tools(database: SqlDatabase | None) -> tuple[Tool, Tool]:
             raise SqlError("MA614", _NOT_CONFIGURED)
         return database
 
-    @tool(name="sql.schema")
+    # Read-only (the guard sees to it): a resumed run may call them again.
+    @tool(name="sql.schema", idempotent=True)
     def schema(scope: Scope = None) -> SchemaSummary:
         """The database's tables: columns, types, keys and a few sample values, and its dialect.
 
@@ -257,7 +258,7 @@ def _make_tools(database: SqlDatabase | None) -> tuple[Tool, Tool]:
         """
         return chosen().schema(scope)
 
-    @tool(name="sql.query")
+    @tool(name="sql.query", idempotent=True)
     def query(sql: str, scope: Scope = None) -> QueryRows:
         """Run one read-only SQL query (SELECT, or WITH ... SELECT) and get its rows as JSON.
 

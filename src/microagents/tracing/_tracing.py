@@ -414,6 +414,12 @@ class Tracing:
                 sc.SIMULATED: result.simulated,
             }
         )
+        if result.replayed:
+            span.set_attribute(sc.REPLAYED, result.replayed)
+        if result.waiting_for is not None:
+            # Not an error: the run stopped to wait, and a resume will continue it.
+            span.set_attribute(sc.RUN_WAITING_NODE, result.waiting_for.node)
+            return
         if self.capture_content:
             span.set_attributes(self._io(result.input, "input", "user"))
             if result.ok:
@@ -629,6 +635,8 @@ class TracedModel:
         }
         if response.request_id:
             finished[sc.RESPONSE_ID] = response.request_id
+        if response.replayed:
+            finished[sc.REPLAYED] = True
         for warning in response.warnings:
             span.add_event(sc.EVENT_MODEL_WARNING, {"message": warning})
         if response.rate_limit_wait:

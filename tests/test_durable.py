@@ -1,0 +1,297 @@
+"""Durable runs against the fake API, its request log as the judge: kill -9 and resume pays no
+recorded step again, human nodes wait and take an answer, a changed prompt stops a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import microagents as ma
+from cli_runner import run_cli
+from microagents.errors import AnswerRefused, ReplayMismatch
+from microagents.runtime import Engine, SQLiteJournal
+from microagents.testing import FakeAnthropicServer, Fault, ServerRateLimits
+from test_batch import AGENT, read_lines, write_items
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_CLI = "import sys; from microagents.cli import main; main(sys.argv[1:])"
+
+CHAIN = """\
+name: chain
+version: 1.0.0
+description: Three calls per item.
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: first
+nodes:
+  first: {agent: labeller@^1, input: {text: "{{ input.text }}"}}
+  second: {agent: labeller@^1, input: {text: "again {{ input.text }}"}}
+  third: {agent: labeller@^1, input: {text: "once more {{ input.text }}"}}
+edges:
+  - {from: first, to: second}
+  - {from: second, to: third}
+output:
+  label: "{{ nodes.third.output.label }}"
+"""
+
+REVIEWED = """\
+name: reviewed
+version: 1.0.0
+description: Label, then ask a person.
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: label
+nodes:
+  label: {agent: labeller@^1, input: {text: "{{ input.text }}"}}
+  review:
+    human:
+      prompt: "Is '{{ nodes.label.output.label }}' right for {{ input.text }}?"
+      answer:
+        type: object
+        properties: {approved: {type: boolean}, note: {type: string}}
+        required: [approved]
+edges:
+  - {from: label, to: review}
+output:
+  label: "{{ nodes.label.output.label }}"
+  approved: "{{ nodes.review.output.approved }}"
+"""
+
+
+def project(root: Path, *, prompt: str = "Label this item: {{ text }}") -> None:
+    (root / "agents").mkdir(parents=True, exist_ok=True)
+    (root / "workflows").mkdir(exist_ok=True)
+    agent = AGENT.replace("Label this item: {{ text }}", prompt)
+    (root / "agents" / "labeller.yaml").write_text(agent, encoding="utf-8")
+    (root / "workflows" / "chain.yaml").write_text(CHAIN, encoding="utf-8")
+    (root / "workflows" / "reviewed.yaml").write_text(REVIEWED, encoding="utf-8")
+    (root / "microagents.toml").write_text(
+        "[tiers.haiku]\nrpm = 10000000\ninput_tpm = 10000000000\noutput_tpm = 10000000000\n"
+    )
+
+
+def engine_on(server: FakeAnthropicServer, journal: Path) -> Engine:
+    tiers = ma.models.TierTable().with_tier("haiku", limits=ma.models.RateLimits(None, None, None))
+    model = ma.models.anthropic_model(api_key="test-key", base_url=server.base_url, tiers=tiers)
+    return Engine(model, tiers=tiers, journal=SQLiteJournal(journal))
+
+
+def calls(server: FakeAnthropicServer) -> int:
+    return sum(1 for r in server.requests if r.path == "/v1/messages" and r.succeeded)
+
+
+def test_a_waiting_run_refuses_a_bad_answer_and_completes_with_a_good_one(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer
+) -> None:
+    project(tmp_path)
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "reviewed.yaml")
+
+    async def main() -> tuple[ma.RunResult, ma.RunResult]:
+        async with engine_on(fake_anthropic, tmp_path / "journal.sqlite3") as engine:
+            waiting = await engine.run(workflow, {"text": "a parcel"})
+            with pytest.raises(AnswerRefused, match="approved"):
+                await engine.resume(waiting.run_id, answer={"note": "no verdict"})
+            done = await engine.resume(waiting.run_id, answer={"approved": True})
+            return waiting, done
+
+    waiting, done = anyio.run(main)
+
+    assert waiting.status == "waiting"
+    assert waiting.waiting_for is not None
+    assert waiting.waiting_for.node == "review"
+    assert "right for a parcel?" in waiting.waiting_for.question
+    assert waiting.waiting_for.schema["required"] == ["approved"]
+    assert done.status == "ok", done.error
+    assert done.output["approved"] is True
+    assert done.replayed == 2  # the label call and the answer, from the journal
+    assert calls(fake_anthropic) == 1  # the label was paid once
+
+
+def test_a_changed_prompt_stops_the_resume_naming_the_node(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer
+) -> None:
+    project(tmp_path)
+    path = tmp_path / "workflows" / "reviewed.yaml"
+    journal = tmp_path / "journal.sqlite3"
+
+    async def first() -> ma.RunResult:
+        async with engine_on(fake_anthropic, journal) as engine:
+            return await engine.run(ma.Project(tmp_path).load_workflow(path), {"text": "x"})
+
+    waiting = anyio.run(first)
+    project(tmp_path, prompt="Label this item carefully: {{ text }}")
+    changed = ma.Project(tmp_path).load_workflow(path)
+
+    async def resume(**options: Any) -> ma.RunResult:
+        async with engine_on(fake_anthropic, journal) as engine:
+            return await engine.resume(
+                waiting.run_id, answer={"approved": False}, workflow=changed, **options
+            )
+
+    with pytest.raises(ReplayMismatch, match=r"node 'label'.*the prompt changed"):
+        anyio.run(resume)
+    result = anyio.run(lambda: resume(rerun_changed=True))
+    assert result.status == "ok"
+    assert calls(fake_anthropic) == 2
+
+
+def test_human_node_from_the_command_line_exits_3_and_resumes_with_an_answer(
+    tmp_path: Path,
+    fake_anthropic: FakeAnthropicServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MICROAGENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.base_url)
+
+    code, out, err = run_cli(
+        ["run", "workflows/reviewed.yaml", "--input", '{"text": "a parcel"}'], capsys
+    )
+    assert code == 3, err
+    run_id = json.loads(out)["run_id"]
+    assert "waiting at node 'review'" in err
+
+    code, out, _ = run_cli(["runs", "show", run_id, "--json"], capsys)
+    shown = json.loads(out)
+    assert (code, shown["status"], shown["waiting_for"]["node"]) == (0, "waiting", "review")
+    assert shown["waiting_for"]["schema"]["required"] == ["approved"]
+    code, out, _ = run_cli(["runs", "list", "--status", "waiting"], capsys)
+    assert run_id in out
+
+    code, _, err = run_cli(
+        ["runs", "resume", run_id, "--answer", '{"approved": "perhaps"}'], capsys
+    )
+    assert code == 2
+    assert "approved" in err
+    assert "still waiting" in err
+
+    code, out, err = run_cli(["runs", "resume", run_id, "--answer", '{"approved": true}'], capsys)
+    assert code == 0, err
+    assert json.loads(out)["output"]["approved"] is True
+    assert calls(fake_anthropic) == 1
+
+
+# -- killed with SIGKILL, in a real process --------------------------------------------------
+
+ITEMS = 200
+
+
+def cli_env(tmp_path: Path, server: FakeAnthropicServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OTEL_"))}
+    env.update(
+        ANTHROPIC_API_KEY="test-key",
+        ANTHROPIC_BASE_URL=server.base_url,
+        MICROAGENTS_HOME=str(tmp_path / "home"),
+    )
+    return env
+
+
+def recorded_model_steps(home: Path) -> int:
+    if not (home / "journal.sqlite3").exists():
+        return 0
+    with sqlite3.connect(home / "journal.sqlite3") as db:
+        try:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM steps WHERE kind = 'model' AND result IS NOT NULL"
+            ).fetchone()
+        except sqlite3.OperationalError:  # created, its tables not yet
+            return 0
+    return int(count)
+
+
+@pytest.fixture
+def slow_api() -> Any:
+    with FakeAnthropicServer(rate_limits=ServerRateLimits(10**7, 10**10, 10**10)) as server:
+        server.fail(Fault.slow(0.01))
+        yield server
+
+
+def test_a_batch_killed_with_sigkill_pays_no_recorded_step_again(
+    tmp_path: Path, slow_api: FakeAnthropicServer
+) -> None:
+    project(tmp_path)
+    write_items(tmp_path / "items.jsonl", ITEMS, ids=True)
+    env = cli_env(tmp_path, slow_api)
+    command = [sys.executable, "-c", RUN_CLI, "run", "workflows/chain.yaml", "--input-file",
+               "items.jsonl", "--out", "out.jsonl", "--concurrency", "16"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while calls(slow_api) < ITEMS:  # a third of the way
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    time.sleep(0.3)  # the calls in flight at the kill reach the server's log
+    before = calls(slow_api)
+    recorded = recorded_model_steps(tmp_path / "home")
+    assert 0 < recorded <= before
+
+    resumed = subprocess.run(
+        [*command, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert resumed.returncode == 0, resumed.stderr
+    # A clean run makes three calls an item; the resume makes every one not recorded.
+    assert calls(slow_api) - before == 3 * ITEMS - recorded
+    lines = read_lines(tmp_path / "out.jsonl")
+    assert Counter(line["index"] for line in lines) == Counter(range(1, ITEMS + 1))
+    assert all(line["status"] == "ok" for line in lines)
+
+
+def test_a_single_text_to_sql_run_killed_between_calls_resumes_from_the_command_line(
+    tmp_path: Path, slow_api: FakeAnthropicServer, shop_sqlite: Path
+) -> None:
+    from test_text_to_sql import QUESTIONS, script
+
+    script(slow_api)
+    slow_api.fail(Fault.slow(0.15))
+    env = cli_env(tmp_path, slow_api)
+    question = json.dumps({"question": QUESTIONS[0]["question"], "tenant_id": 1})
+    command = [sys.executable, "-c", RUN_CLI, "run", str(ROOT / "workflows" / "text_to_sql.yaml"),
+               "--database", f"sqlite:///{shop_sqlite}", "--input", question]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    home = tmp_path / "home"
+    # Killed once the writer's answer is recorded, while the reviewer's call is in flight.
+    while recorded_model_steps(home) < 1:
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    while calls(slow_api) < 1:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    time.sleep(0.5)  # the call in flight at the kill reaches the server's log
+    before = calls(slow_api)
+    with sqlite3.connect(home / "journal.sqlite3") as db:
+        ((run_id, status),) = db.execute("SELECT run_id, status FROM runs").fetchall()
+    assert status == "running"
+
+    resumed = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "runs", "resume", run_id],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["output"]["rows"] == QUESTIONS[0]["answer"]["rows"]
+    # The writer's recorded call was not made again: only the reviewer's.
+    assert calls(slow_api) - before == 1
