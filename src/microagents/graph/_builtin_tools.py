@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from .._settings import microagents_home
+from ._text import TEXT_TOOLS
 from ._tools import Tool, tool
 
 
@@ -25,4 +26,4 @@ def enqueue_for_review(item: Any, reason: str = "") -> dict[str, str]:
     return {"id": ticket, "status": "queued"}
 
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (enqueue_for_review,)
+BUILTIN_TOOLS: tuple[Tool, ...] = (enqueue_for_review, *TEXT_TOOLS)

@@ -10,6 +10,7 @@ people (`render`).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class NodeEscalation:
     node: str
     visits: int
     escalated: int
+    why: tuple[tuple[str, int], ...] = ()
+    """The escalations' triggers with their counts, most frequent first."""
 
     @property
     def rate(self) -> float:
@@ -91,6 +94,7 @@ class BatchStats:
         "skipped_by_budget",
         "tiers",
         "tokens",
+        "triggers",
         "waiting",
     )
 
@@ -110,6 +114,7 @@ class BatchStats:
         self.tokens = 0
         self.cache_hits = 0
         self.nodes: dict[str, list[int]] = {}  # node -> [visits, escalated visits]
+        self.triggers: dict[str, Counter[str]] = {}  # node -> why its visits climbed
         self.tiers: dict[str, TierTotals] = {}
         self.latencies = LatencyHistogram()
         self.simulated = simulated
@@ -136,6 +141,8 @@ class BatchStats:
             rejected = {(e.node, e.visit) for e in result.escalations if e.trigger == "rejected"}
         else:
             rejected = set()
+        for escalation in result.escalations:
+            self.triggers.setdefault(escalation.node, Counter())[escalation.trigger] += 1
         for run in result.nodes:
             counts = self.nodes.get(run.node)
             if counts is None:
@@ -195,7 +202,9 @@ class BatchStats:
             skipped_by_budget=self.skipped_by_budget,
             escalated_items=self.escalated_items,
             escalation=tuple(
-                NodeEscalation(node, visits, escalated)
+                NodeEscalation(
+                    node, visits, escalated, tuple(self.triggers.get(node, Counter()).most_common())
+                )
                 for node, (visits, escalated) in self.nodes.items()
             ),
             tiers={name: _copy(totals) for name, totals in self.tiers.items()},
@@ -356,7 +365,12 @@ class BatchSummary:
                 "escalated": self.escalated_items,
             },
             "escalation": {
-                e.node: {"visits": e.visits, "escalated": e.escalated, "rate": round(e.rate, 4)}
+                e.node: {
+                    "visits": e.visits,
+                    "escalated": e.escalated,
+                    "rate": round(e.rate, 4),
+                    "why": dict(e.why),
+                }
                 for e in self.escalation
             },
             "tiers": {name: totals.to_dict() for name, totals in self.tiers.items()},
@@ -428,9 +442,10 @@ class BatchSummary:
         )
         lines.append(Text(latency))
         if self.escalation:
-            nodes = Table("node", "visits", "escalated", "rate", box=None, title_justify="left")
+            nodes = Table("node", "visits", "escalated", "rate", "why", box=None)
             for e in self.escalation:
-                nodes.add_row(e.node, str(e.visits), str(e.escalated), f"{e.rate:.1%}")
+                why = ", ".join(f"{trigger} {count}" for trigger, count in e.why)
+                nodes.add_row(e.node, str(e.visits), str(e.escalated), f"{e.rate:.1%}", why)
             lines.append(nodes)
         if self.tiers:
             tiers = Table(
