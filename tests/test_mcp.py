@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from syrupy.assertion import SnapshotAssertion
 
 import microagents as ma
 from microagents.cli import cli
@@ -27,6 +28,7 @@ from microagents.runtime._engine import Engine
 from microagents.runtime._tool_calls import call_tool
 from microagents.testing import FakeAnthropicServer, Reply
 from microagents.tracing._tracing import Tracing
+from test_tracing import tree
 
 SERVER = Path(__file__).parent / "mcp_servers" / "docs_server.py"
 STDIO = McpServerSpec(command=[sys.executable, str(SERVER)], timeout=1)
@@ -245,7 +247,10 @@ def test_a_server_over_streamable_http(http_server: str, tmp_path: Path) -> None
 
 
 def test_an_agent_calls_two_mcp_tools_through_the_anthropic_sdk(
-    tmp_path: Path, fake_anthropic: FakeAnthropicServer, monkeypatch: Any
+    tmp_path: Path,
+    fake_anthropic: FakeAnthropicServer,
+    monkeypatch: Any,
+    snapshot: SnapshotAssertion,
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
     write_project(tmp_path, "docs.add, docs.search", stdio_config())
@@ -281,3 +286,24 @@ def test_an_agent_calls_two_mcp_tools_through_the_anthropic_sdk(
         for s in tools
     ) == [("execute_tool docs.add", "docs", "OK"), ("execute_tool docs.search", "docs", "OK")]
     assert all(dict(s.attributes or {})["mcp.method.name"] == "tools/call" for s in tools)
+    # The whole tree, reviewed: the run, the agent's hop, its two model calls and, between
+    # them, the two MCP tool calls (started together: ordered by name here).
+    assert sorted_children(tree(exporter.get_finished_spans())) == snapshot
+
+
+def sorted_children(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sibling tool calls start concurrently; order them by name so the snapshot is stable."""
+    tools = iter(sorted((n for n in nodes if is_tool(n)), key=lambda n: str(n["name"])))
+    ordered = []
+    for node in nodes:
+        chosen = next(tools) if is_tool(node) else node
+        # The client-side rate limiter's wait is a matter of timing, not of the tree.
+        attributes = {k: v for k, v in chosen["attributes"].items() if "rate_limit" not in k}
+        events = [e for e in chosen["events"] if "rate_limit" not in e["name"]]
+        children = sorted_children(chosen["children"])
+        ordered.append({**chosen, "attributes": attributes, "events": events, "children": children})
+    return ordered
+
+
+def is_tool(node: dict[str, Any]) -> bool:
+    return str(node["name"]).startswith("execute_tool")
