@@ -246,14 +246,22 @@ def test_a_server_over_streamable_http(http_server: str, tmp_path: Path) -> None
 # -- an agent calling two tools, end to end ---------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", ["stdio", "http"])
 def test_an_agent_calls_two_mcp_tools_through_the_anthropic_sdk(
+    transport: str,
     tmp_path: Path,
     fake_anthropic: FakeAnthropicServer,
     monkeypatch: Any,
     snapshot: SnapshotAssertion,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
-    write_project(tmp_path, "docs.add, docs.search", stdio_config())
+    servers = (
+        stdio_config()
+        if transport == "stdio"
+        else f'[mcp_servers.docs]\nurl = "{request.getfixturevalue("http_server")}"\n'
+    )
+    write_project(tmp_path, "docs.add, docs.search", servers)
     fake_anthropic.on(
         [
             Reply.tool_calls(("docs.add", {"a": 2, "b": 3}), ("docs.search", {"query": "tax"})),
