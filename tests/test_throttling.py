@@ -415,10 +415,11 @@ def test_a_batch_through_a_gateway_without_rate_limit_headers_finishes_items_in_
 
     anyio.run(main)
     assert len(sent) == 24
-    # The first item's three calls went first (among the first four: the very first call also
-    # opens the connection, which may take longer than the 60 ms between two calls here), not
-    # after everyone's first and second calls (the 17th, in arrival order).
-    assert max(i for i, item in enumerate(sent, 1) if item == 1) <= 4
+    # The first item's three calls went early — in arrival order they would come after
+    # everyone's first and second calls (the 17th). Within the first eight, not exactly the
+    # first three: the 60 ms between two calls here leaves room for a loaded machine to let a
+    # later item's ready call slip in (the first call also opens the connection).
+    assert max(i for i, item in enumerate(sent, 1) if item == 1) <= 8
     finished = [json.loads(line)["index"] for line in out.read_text().splitlines()]
     assert finished == list(range(1, 9))
     assert watch.seen, "the progress never showed the limiter holding calls back"
