@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import anyio
+import pytest
 
 import microagents as ma
 from cli_runner import run_cli
@@ -110,7 +111,9 @@ def record_run(root: Path, server: FakeAnthropicServer, journal: Path) -> str:
     return result.run_id
 
 
-def replay_now(root: Path, server: FakeAnthropicServer, run: str | RecordedRun, journal: Path) -> ReplayReport:
+def replay_now(
+    root: Path, server: FakeAnthropicServer, run: str | RecordedRun, journal: Path
+) -> ReplayReport:
     workflow = ma.Project(root).load_workflow(root / "workflows" / "chain.yaml")
 
     async def main() -> ReplayReport:
@@ -180,3 +183,45 @@ def test_a_prompt_edit_calls_the_model_for_that_node_and_its_dependants_only(
     assert report.result.output == {"label": "done short", "aside": "beside"}
     assert report.live_cost_usd > 0
     assert report.live_cost_usd == by_node["second"].live_cost_usd + by_node["third"].live_cost_usd
+
+
+def test_the_command_replays_from_the_recorded_origin_and_exports_runs(
+    tmp_path: Path,
+    fake_anthropic: FakeAnthropicServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_project(tmp_path)
+    script(fake_anthropic)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.base_url)
+    code, out, err = run_cli(
+        ["run", "workflows/chain.yaml", "--agents", "agents", "--input", '{"text": "a parcel"}'],
+        capsys,
+    )
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    recorded_calls = len(calls(fake_anthropic))
+
+    code, out, err = run_cli(["replay", run_id, "--check"], capsys)
+    assert code == 0, err
+    assert "no change; 4 calls replayed, 0 live ($0.00000)" in out
+    assert len(calls(fake_anthropic)) == recorded_calls
+
+    write_project(tmp_path, second_prompt="Refine briefly: {{ text }}")
+    code, out, err = run_cli(["replay", run_id, "--check", "--json", "replay.json"], capsys)
+    assert code == 1, err
+    assert "second#1" in out
+    assert '+  "label": "short parcel"' in out
+    assert len(calls(fake_anthropic)) == recorded_calls + 2
+    shown = json.loads((tmp_path / "replay.json").read_text())
+    assert [n["node"] for n in shown["nodes"] if n["changed"]] == ["second", "third"]
+
+    code, out, err = run_cli(["runs", "export", run_id, "--to", "recorded"], capsys)
+    assert code == 0, err
+    exported = load_recorded(tmp_path / "recorded" / f"{run_id}.json")
+    assert exported.input == {"text": "a parcel"}
+    assert len(exported.steps) == 4
+    # An exported run replays without the journal, and exports the same again.
+    assert export_run(exported, tmp_path / "again").read_text() == Path(out.strip()).read_text()
