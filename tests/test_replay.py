@@ -9,12 +9,26 @@ from pathlib import Path
 
 import anyio
 import pytest
+from syrupy.assertion import SnapshotAssertion
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents.evals import RecordedRun, ReplayReport, export_run, load_recorded, replay
+from microagents.evals import (
+    RecordedRun,
+    ReplayReport,
+    export_run,
+    load_recorded,
+    recorded_run,
+    replay,
+)
 from microagents.runtime import Engine, SQLiteJournal
-from microagents.testing import FakeAnthropicServer, Reply
+from microagents.testing import (
+    FakeAnthropicServer,
+    Reply,
+    assert_replay,
+    replay_cases,
+    replay_outcome,
+)
 
 AGENT = """\
 name: {name}
@@ -225,3 +239,38 @@ def test_the_command_replays_from_the_recorded_origin_and_exports_runs(
     assert len(exported.steps) == 4
     # An exported run replays without the journal, and exports the same again.
     assert export_run(exported, tmp_path / "again").read_text() == Path(out.strip()).read_text()
+
+
+# -- a folder of recorded runs as a regression suite ----------------------------------------
+
+
+def test_recorded_runs_become_snapshot_cases(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer, snapshot: SnapshotAssertion
+) -> None:
+    write_project(tmp_path)
+    script(fake_anthropic)
+    journal = tmp_path / "journal.sqlite3"
+    run_id = record_run(tmp_path, fake_anthropic, journal)
+    store = SQLiteJournal(journal)
+    export_run(anyio.run(recorded_run, run_id, store), tmp_path / "recorded")
+    anyio.run(store.aclose)
+    recorded_calls = len(calls(fake_anthropic))
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "chain.yaml")
+
+    cases = replay_cases(tmp_path / "recorded")
+    assert [case.id for case in cases] == [run_id]
+    (recorded,) = cases[0].values
+    assert isinstance(recorded, RecordedRun)
+    report = assert_replay(recorded, workflow, snapshot)
+    assert not report.changed
+    assert len(calls(fake_anthropic)) == recorded_calls  # offline
+
+    # A prompt edit: offline, the edited node fails, and the outcome no longer matches.
+    write_project(tmp_path, second_prompt="Refine briefly: {{ text }}")
+    edited = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "chain.yaml")
+    with pytest.raises(AssertionError):
+        assert_replay(recorded, edited, replay_outcome(report))
+    outcome = replay_outcome(anyio.run(lambda: replay(recorded, edited)))
+    assert outcome["nodes"]["second#1"]["status"] == "failed"
+    assert "replay with a model" in outcome["nodes"]["second#1"]["error"]
+    assert len(calls(fake_anthropic)) == recorded_calls

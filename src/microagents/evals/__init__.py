@@ -52,9 +52,6 @@ if TYPE_CHECKING:
     from ._matchers import OneOf as OneOf
     from ._matchers import Regex as Regex
     from ._matchers import SetOf as SetOf
-    from ._report import CaseResult as CaseResult
-    from ._report import Confusion as Confusion
-    from ._report import EvalReport as EvalReport
     from ._replay import NodeReplay as NodeReplay
     from ._replay import RecordedRun as RecordedRun
     from ._replay import ReplayReport as ReplayReport
@@ -62,6 +59,9 @@ if TYPE_CHECKING:
     from ._replay import load_recorded as load_recorded
     from ._replay import recorded_run as recorded_run
     from ._replay import replay as replay
+    from ._report import CaseResult as CaseResult
+    from ._report import Confusion as Confusion
+    from ._report import EvalReport as EvalReport
     from ._report import NodeReport as NodeReport
     from ._store import StoredEval as StoredEval
     from ._store import list_evals as list_evals

@@ -243,7 +243,7 @@ async def replay(
     run: str | RecordedRun,
     workflow: CompiledWorkflow,
     *,
-    model: Model,
+    model: Model | None = None,
     journal: JournalStore | None = None,
     tiers: TierTable | None = None,
     tracing: Tracing | None = None,
@@ -259,13 +259,14 @@ async def replay(
 
     `run` is a run id in `journal` (default: the journal under ``MICROAGENTS_HOME``) or a
     `RecordedRun` (`load_recorded` of an exported file). Tool calls with the recorded
-    arguments replay too; others run. `model` is not closed."""
+    arguments replay too; others run. `model` is not closed; without one the replay is offline
+    and a node whose request changed fails, saying so."""
     recorded = run if isinstance(run, RecordedRun) else await recorded_run(run, journal)
     tiers = tiers or TierTable.load()
     store = cast(JournalStore, _NoStore())
     before_journal = _ReplayJournal(store, recorded, by_key_only=True)
-    before = await _run_on(workflow, recorded, _NoCall(), before_journal, tiers, None)
-    live = _Counting(model)
+    before = await _run_on(workflow, recorded, _NoCall(_NOT_RECORDED), before_journal, tiers, None)
+    live = _Counting(model if model is not None else _NoCall(_OFFLINE))
     after_journal = _ReplayJournal(store, recorded, by_key_only=False)
     after = await _run_on(workflow, recorded, live, after_journal, tiers, tracing)
     return ReplayReport(
@@ -347,12 +348,21 @@ class _Unclosed:
         return await self.inner.complete(request)
 
 
+_NOT_RECORDED = "node '{node}' makes a model call the recorded run did not"
+_OFFLINE = (
+    "node '{node}' makes a model call the recorded run did not make (its request changed, or "
+    "an earlier node's output did): replay with a model to call it"
+)
+
+
 class _NoCall:
-    """The recorded side makes no call: a step the run did not record fails its node."""
+    """A model that makes no call: a step the run did not record fails its node."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        node = request.metadata.get("node", "?")
-        raise ModelError(f"node '{node}' makes a model call the recorded run did not")
+        raise ModelError(self.message.format(node=request.metadata.get("node", "?")))
 
 
 class _NoStore:
