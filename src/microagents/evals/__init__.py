@@ -27,7 +27,8 @@ async def main() -> None:
 anyio.run(main)
 ```
 
-Imports: the runtime and everything below it; nothing imports it but the CLI.
+Imports: the runtime and everything below it; nothing imports it but the CLI and
+`microagents.testing` (recorded runs as snapshot cases).
 """
 
 from typing import TYPE_CHECKING
