@@ -106,8 +106,8 @@ _EXPORTS = {
     "export_run": "._replay",
     "load_recorded": "._replay",
     "NodeReplay": "._replay",
-    "RecordedRun": "._replay",
     "recorded_run": "._replay",
+    "RecordedRun": "._replay",
     "replay": "._replay",
     "ReplayReport": "._replay",
     # the store
