@@ -28,6 +28,8 @@ from ._eval import eval_command
 from ._lock import lock as lock_command
 from ._mcp import mcp_group
 from ._models import models as models_command
+from ._replay import export as export_command
+from ._replay import replay as replay_command
 from ._run import run as run_command
 from ._runs import runs as runs_group
 from ._tools import tools as tools_group
@@ -133,10 +135,12 @@ for command in (
     trace_group,
     models_command,
     eval_command,
+    replay_command,
     tools_group,
     mcp_group,
 ):
     cli.add_command(command)
+runs_group.add_command(export_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,8 @@ model-graded rubric). `evaluate` runs it through an `Engine` â€” any back-end â€
 `EvalReport` (per node accuracy, escalation rate, cost, latency; confusion matrices for
 routers; failing cases with their trace ids). `compare_reports` judges B against A with
 paired-bootstrap intervals; `sweep_tiers` pins each agent node to each rung of its ladder and
-says where the cheapest tier is enough.
+says where the cheapest tier is enough. `replay` re-runs a recorded run through the workflow
+as it is now, calling the model only where a request changed, and says what changed.
 
 ```python
 import anyio
@@ -26,7 +27,8 @@ async def main() -> None:
 anyio.run(main)
 ```
 
-Imports: the runtime and everything below it; nothing imports it but the CLI.
+Imports: the runtime and everything below it; nothing imports it but the CLI and
+`microagents.testing` (recorded runs as snapshot cases).
 """
 
 from typing import TYPE_CHECKING
@@ -51,6 +53,13 @@ if TYPE_CHECKING:
     from ._matchers import OneOf as OneOf
     from ._matchers import Regex as Regex
     from ._matchers import SetOf as SetOf
+    from ._replay import NodeReplay as NodeReplay
+    from ._replay import RecordedRun as RecordedRun
+    from ._replay import ReplayReport as ReplayReport
+    from ._replay import export_run as export_run
+    from ._replay import load_recorded as load_recorded
+    from ._replay import recorded_run as recorded_run
+    from ._replay import replay as replay
     from ._report import CaseResult as CaseResult
     from ._report import Confusion as Confusion
     from ._report import EvalReport as EvalReport
@@ -93,6 +102,14 @@ _EXPORTS = {
     "sweep_tiers": "._sweep",
     "SweepOption": "._sweep",
     "SweepReport": "._sweep",
+    # replaying recorded runs
+    "export_run": "._replay",
+    "load_recorded": "._replay",
+    "NodeReplay": "._replay",
+    "recorded_run": "._replay",
+    "RecordedRun": "._replay",
+    "replay": "._replay",
+    "ReplayReport": "._replay",
     # the store
     "list_evals": "._store",
     "load_eval": "._store",

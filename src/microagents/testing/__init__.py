@@ -7,6 +7,8 @@
   it with ``base_url``.
 - `FakeModel`: an in-process `Model` for tests above the model layer.
 - `FakeClock`: a clock whose sleeps are instant, for rate-limit tests.
+- `replay_cases` and `assert_replay`: a folder of recorded runs (`microagents runs export`)
+  as parametrised pytest cases, each replayed offline and judged by a syrupy snapshot.
 
 The pytest fixture ``fake_anthropic`` comes with
 ``pytest_plugins = ["microagents.testing.pytest_plugin"]`` in your ``conftest.py``.
@@ -17,6 +19,7 @@ from ._fake_model import FakeClock, FakeModel
 from ._fake_script import Fault, ReceivedRequest, RecordedRequest, Reply
 from ._fake_server import FakeAnthropicServer
 from ._fake_wire import ServerRateLimits, estimate_tokens
+from ._replay_cases import assert_replay, replay_cases, replay_outcome
 
 __all__ = [
     "BatchSettings",
@@ -29,5 +32,8 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "ServerRateLimits",
+    "assert_replay",
     "estimate_tokens",
+    "replay_cases",
+    "replay_outcome",
 ]
