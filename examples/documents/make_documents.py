@@ -151,11 +151,12 @@ def generate(company: Company) -> tuple[str, list[dict[str, str]]]:
     return "\n\n".join(parts) + "\n", keypoints
 
 
-def main() -> None:
+def main(folder: Path = HERE) -> None:
+    """Write each document and its key points into `folder`."""
     for company in COMPANIES:
         text, keypoints = generate(company)
-        (HERE / f"{company.slug}.txt").write_text(text, "utf-8")
-        (HERE / f"{company.slug}.keypoints.json").write_text(
+        (folder / f"{company.slug}.txt").write_text(text, "utf-8")
+        (folder / f"{company.slug}.keypoints.json").write_text(
             json.dumps(keypoints, indent=1, ensure_ascii=False) + "\n", "utf-8"
         )
         print(f"{company.slug}.txt: {len(text):,} characters, {len(keypoints)} key points")
