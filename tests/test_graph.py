@@ -105,6 +105,20 @@ def test_reading_a_node_on_the_same_cycle_is_allowed(fixture_project: ma.Project
     assert compiled.graph.edges["check", "extract"]["kind"] == "escalation"
 
 
+def test_a_node_on_a_self_loop_may_read_its_own_earlier_output(
+    fixture_project: ma.Project,
+) -> None:
+    # A self-loop is a cycle too: the revisit reads the output of the visit before.
+    looping = triage(
+        input={"text": "{{ nodes.extract.output.record if nodes.extract else input.ticket }}",
+               "fields": []},
+    ).edge("extract", "extract", when="not nodes.extract.output.record", max_visits=2)  # fmt: skip
+    looping.compile(fixture_project)
+    # Without the loop, it is still a node reading itself before it has run.
+    alone = triage(input={"text": "{{ nodes.extract.output.record }}", "fields": []})
+    assert ("MA318", "nodes.extract.input.text") in problems(alone, fixture_project)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -494,8 +494,13 @@ class _Compiler:
 
     def may_run_before(self, node_id: str) -> set[str]:
         before = set(nx.ancestors(self.graph, node_id))
-        if any(node_id in nx.descendants(self.graph, s) for s in self.graph.successors(node_id)):
-            before.add(node_id)  # on a cycle: a revisit sees its own earlier output
+        # On a cycle (a self-loop is one too: `descendants` never lists the node itself), a
+        # revisit sees its own earlier output.
+        if any(
+            s == node_id or node_id in nx.descendants(self.graph, s)
+            for s in self.graph.successors(node_id)
+        ):
+            before.add(node_id)
         return before
 
     def check_expression(

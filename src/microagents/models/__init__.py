@@ -73,6 +73,9 @@ if TYPE_CHECKING:
     from ._tiers import RateLimits as RateLimits
     from ._tiers import Tier as Tier
     from ._tiers import TierTable as TierTable
+    from ._tokens import TokenCountingModel as TokenCountingModel
+    from ._tokens import count_tokens as count_tokens
+    from ._tokens import estimate_request_tokens as estimate_request_tokens
 
 _EXPORTS = {
     # the protocol and its messages
@@ -91,6 +94,10 @@ _EXPORTS = {
     "ToolResultBlock": "._protocol",
     "ToolUseBlock": "._protocol",
     "Usage": "._protocol",
+    # counting a request's tokens before sending it
+    "count_tokens": "._tokens",
+    "estimate_request_tokens": "._tokens",
+    "TokenCountingModel": "._tokens",
     # back-ends and stacks
     "anthropic_model": "._backends",
     "AnthropicModel": "._anthropic",

@@ -151,6 +151,24 @@ class AnthropicModel:
             warnings=self._first_seen(request.model, caught),
         )
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The input tokens of `request` as the API counts them (`messages/count_tokens`:
+        free, not billed, rate limited apart from messages), cache marks included."""
+        client = self.client
+        params = self.to_params(request)
+        for unsent in ("max_tokens", "stop_sequences"):
+            params.pop(unsent, None)
+        try:
+            counted = await client.messages.count_tokens(
+                **params, timeout=request.timeout or self.timeout
+            )
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        return int(counted.input_tokens)
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Deltas as they arrive — text, and the JSON of a tool call's input (a structured
         answer streams as its JSON) — then the assembled response."""

@@ -97,6 +97,10 @@ class SimulatedModel:
             self._agents[agent.spec.name] = _Known(agent, words, template)
         self._cheapest = self.tiers.resolve(self.tiers.names[0]).model if self.tiers.names else ""
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The input tokens this back-end bills `request` (a local estimate, as its usage)."""
+        return max(1, _request_chars(request) // CHARS_PER_TOKEN)
+
     async def complete(self, request: ModelRequest) -> ModelResponse:
         prompt = _task_text(request)
         digest = hashlib.sha256(f"{self.seed}:{request.model}:{prompt}".encode()).digest()

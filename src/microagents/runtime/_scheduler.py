@@ -438,6 +438,10 @@ class WorkflowRun:
             node.workflow, inputs, {**self.labels, "scope": f"{step}/"}
         )
         attempts = tuple(a for run in sub.nodes for a in run.attempts)
+        # Its climbs are this node's: the escalation table has a row per node of this run.
+        self.escalations.extend(
+            Escalation(node.id, visit, e.trigger, e.from_tier, e.to_tier) for e in sub.escalations
+        )
         if not sub.ok:
             raise NodeError(
                 f"sub-workflow '{node.workflow.name}' failed at '{sub.failed_node}': {sub.error}",
