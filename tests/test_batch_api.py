@@ -1,0 +1,132 @@
+"""Message Batches mode, end to end through the official SDK against the fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import microagents as ma
+from bench.model_costs import _batch, _script, _tiers
+from microagents.models._anthropic import AnthropicModel
+from microagents.models._protocol import Usage
+from microagents.results import BatchSummary
+from microagents.runtime._batch import run_batch
+from microagents.runtime._batch_api import BatchApiModel
+from microagents.runtime._journal_store import SQLiteJournal
+from microagents.runtime._rounds import BatchApiOptions
+from microagents.testing import BatchSettings, FakeAnthropicServer, Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "sk-test-not-a-real-key"
+FAST = BatchApiOptions(poll_interval=0.02, max_poll_interval=0.1)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropicServer]:
+    with FakeAnthropicServer(batches=BatchSettings(processing_seconds=0.05)) as running:
+        yield running
+
+
+def tickets(count: int) -> list[dict[str, Any]]:
+    texts = [
+        json.loads(line)["ticket"]
+        for line in (ROOT / "examples" / "tickets.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return [{"id": f"T{i}", "ticket": f"{texts[i % len(texts)]} (ref #{i})"} for i in range(count)]
+
+
+def triage() -> ma.CompiledWorkflow:
+    return ma.Project(ROOT).load_workflow(ROOT / "workflows" / "support_triage.yaml")
+
+
+def run_batch_api(
+    server: FakeAnthropicServer,
+    workflow: ma.CompiledWorkflow,
+    folder: Path,
+    *,
+    resume: bool = False,
+    options: BatchApiOptions = FAST,
+    budget_usd: float | None = None,
+    tiers: ma.models.TierTable | None = None,
+) -> BatchSummary:
+    tiers = tiers or _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(folder / "journal.sqlite3")
+        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine,
+                workflow,
+                folder / "items.jsonl",
+                folder / "out.jsonl",
+                resume=resume,
+                budget_usd=budget_usd,
+                batch_api=options,
+            )
+
+    return anyio.run(main)
+
+
+def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
+    (folder / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+
+
+def out_lines(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
+
+
+def batch_cost(server: FakeAnthropicServer, tiers: ma.models.TierTable) -> float:
+    """What the server's log of batch requests costs at batch rates."""
+    total = 0.0
+    for batch in server.batches:
+        for line in batch.results.values():
+            if line["result"]["type"] != "succeeded":
+                continue
+            message = line["result"]["message"]
+            raw = message["usage"]
+            usage = Usage(
+                input_tokens=raw.get("input_tokens") or 0,
+                output_tokens=raw.get("output_tokens") or 0,
+                cache_creation_input_tokens=raw.get("cache_creation_input_tokens") or 0,
+                cache_read_input_tokens=raw.get("cache_read_input_tokens") or 0,
+            )
+            price = tiers.price_of(message["model"])
+            assert price is not None
+            total += price.cost(usage, batch=True)
+    return total
+
+
+def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    workflow = triage()
+    items = tickets(200)
+    write_items(tmp_path, items)
+    summary = run_batch_api(server, workflow, tmp_path)
+    lines = out_lines(tmp_path)
+    assert len(lines) == 200
+    assert {line["status"] for line in lines} == {"ok"}
+    assert sorted(line["id"] for line in lines) == sorted(i["id"] for i in items)
+    assert server.paid_calls == 0  # nothing went to the standard API
+    # route on Haiku, route again on Sonnet for one in five, extract, check: 4 rounds.
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds == 4
+    assert server.paid_batch_requests == 3 * 200 + 200 // 5
+    cost = batch_cost(server, _tiers())
+    assert summary.batch_api.cost_usd == pytest.approx(cost)
+    sonnet = _batch(workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16)
+    assert cost / sonnet.cost <= 0.27, cost / sonnet.cost
