@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 import pytest
+from bench.model_costs import _batch, _script, _tiers
 
 import microagents as ma
-from bench.model_costs import _batch, _script, _tiers
 from microagents.models._anthropic import AnthropicModel
 from microagents.models._protocol import Usage
 from microagents.results import BatchSummary
@@ -25,7 +25,7 @@ from microagents.runtime._batch import run_batch
 from microagents.runtime._batch_api import BatchApiModel
 from microagents.runtime._journal_store import SQLiteJournal
 from microagents.runtime._rounds import BatchApiOptions
-from microagents.testing import BatchSettings, FakeAnthropicServer, Reply
+from microagents.testing import BatchSettings, FakeAnthropicServer
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-not-a-real-key"
@@ -60,12 +60,13 @@ def run_batch_api(
     options: BatchApiOptions = FAST,
     budget_usd: float | None = None,
     tiers: ma.models.TierTable | None = None,
+    journal_in: str = ".",
 ) -> BatchSummary:
     tiers = tiers or _tiers()
     backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
 
     async def main() -> BatchSummary:
-        journal = SQLiteJournal(folder / "journal.sqlite3")
+        journal = SQLiteJournal(folder / journal_in / "journal.sqlite3")
         async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
             return await run_batch(
                 engine,
@@ -128,5 +129,103 @@ def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
     assert server.paid_batch_requests == 3 * 200 + 200 // 5
     cost = batch_cost(server, _tiers())
     assert summary.batch_api.cost_usd == pytest.approx(cost)
-    sonnet = _batch(workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16)
+    sonnet = _batch(
+        workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16
+    )
     assert cost / sonnet.cost <= 0.27, cost / sonnet.cost
+
+
+# -- crashes, detaching --------------------------------------------------------------------
+
+
+def cli(folder: Path, server: FakeAnthropicServer, *extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": API_KEY,
+        "ANTHROPIC_BASE_URL": server.base_url,
+        "MICROAGENTS_HOME": str(folder / "home"),
+        "MICROAGENTS_BATCH_POLL_SECONDS": "0.05",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    command = [
+        str(Path(sys.executable).parent / "microagents"),
+        "run",
+        str(ROOT / "workflows" / "support_triage.yaml"),
+        "--input-file",
+        str(folder / "items.jsonl"),
+        "--out",
+        str(folder / "out.jsonl"),
+        "--batch-api",
+        *extra,
+    ]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def assert_paid_once(server: FakeAnthropicServer) -> None:
+    paid = Counter(
+        cid
+        for batch in server.batches
+        for cid, line in batch.results.items()
+        if line["result"]["type"] == "succeeded"
+    )
+    assert paid
+    assert max(paid.values()) == 1, "a request was paid twice"
+
+
+def by_id(lines: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
+    return {line["id"]: (line["status"], line["output"]) for line in lines}
+
+
+def test_kill_9_while_polling_then_resume_pays_nothing_twice(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    write_items(tmp_path, tickets(30))
+    server.batch_settings = BatchSettings(processing_seconds=60)
+    first = cli(tmp_path, server)
+    deadline = time.monotonic() + 20
+    while not server.batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.batches, first.communicate()
+    time.sleep(0.3)  # polling now
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    server.batch_settings = BatchSettings(processing_seconds=0.05)
+    # Resumed here (a new process, as far as the journal knows: it is all it shares).
+    summary = run_batch_api(server, triage(), tmp_path, resume=True, journal_in="home")
+    assert summary.all_ok
+    lines = out_lines(tmp_path)
+    assert len(lines) == 30
+    assert {line["status"] for line in lines} == {"ok"}
+    assert len({line["id"] for line in lines}) == 30
+    assert len(server.batches) == 4  # one a round: none created twice
+    assert_paid_once(server)
+    assert server.paid_calls == 0
+
+
+def test_detach_then_collect_in_a_new_process_gives_the_attached_results(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    items = tickets(20)
+    attached = tmp_path / "attached"
+    attached.mkdir()
+    write_items(attached, items)
+    run_batch_api(server, triage(), attached)
+    server.reset()
+    _script(server)
+    detached = tmp_path / "detached"
+    detached.mkdir()
+    write_items(detached, items)
+    detach = BatchApiOptions(poll_interval=0.02, detach=True)
+    summary = run_batch_api(server, triage(), detached, options=detach, journal_in="home")
+    assert summary.batch_api is not None
+    assert (summary.batch_api.rounds, summary.batch_api.in_flight) == (1, 1)
+    assert len(server.batches) == 1
+    assert {line["status"] for line in out_lines(detached)} == {"waiting"}
+    collect = cli(detached, server, "--resume")  # a new process collects and goes on
+    _, err = collect.communicate(timeout=40)
+    assert collect.returncode == 0, err.decode()
+    assert len(server.batches) == 4
+    assert by_id(out_lines(detached)) == by_id(out_lines(attached))
+    assert_paid_once(server)

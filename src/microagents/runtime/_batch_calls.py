@@ -158,8 +158,18 @@ class BatchCallStore:
                     "signature = excluded.signature, params = excluded.params "
                     "WHERE state = 'done'",
                     [
-                        (batch, c.custom_id, c.run_id, c.step, c.signature, c.node, c.model,
-                         c.params, round_, now)
+                        (
+                            batch,
+                            c.custom_id,
+                            c.run_id,
+                            c.step,
+                            c.signature,
+                            c.node,
+                            c.model,
+                            c.params,
+                            round_,
+                            now,
+                        )
                         for c in calls
                     ],
                 )
@@ -348,7 +358,8 @@ class BatchCallStore:
         """(model, size of the request's parameters in bytes) of every pending call."""
         with self._store as db:
             rows = db.execute(
-                "SELECT model, LENGTH(params) FROM batch_calls WHERE batch = ? AND state = 'pending'",
+                "SELECT model, LENGTH(params) FROM batch_calls "
+                "WHERE batch = ? AND state = 'pending'",
                 (batch,),
             )
             return [(model, int(size)) for model, size in rows]

@@ -119,10 +119,9 @@ class Engine:
             # No rate limiter and no retries: Message Batches have neither ceiling nor 429s,
             # and an errored request is tried again in the next round. Rounds take minutes to
             # hours: the 1 h cache TTL keeps a prefix cached from one round to the next.
-            backend = AnthropicModel(tiers=tiers, cache_ttl="1h" if cache_ttl == "5m" else cache_ttl)
-            return cls(
-                BatchApiModel(backend), tiers=tiers, tracing=chosen, journal=store, origin=origin
-            )
+            ttl: CacheTTL = "1h" if cache_ttl == "5m" else cache_ttl
+            deferring = BatchApiModel(AnthropicModel(tiers=tiers, cache_ttl=ttl))
+            return cls(deferring, tiers=tiers, tracing=chosen, journal=store, origin=origin)
         model = anthropic_model(tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl)
         return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)
 

@@ -25,6 +25,7 @@ again up to `BatchApiOptions.expired_limit` times, then fails its item, as ``can
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 import uuid
@@ -41,12 +42,12 @@ from ..graph._compiled import CompiledWorkflow
 from ..models._protocol import Usage
 from ..models._retry import RetryPolicy
 from ..results._summary import BatchApiFigures, BatchSummary
-from ._batch import BatchObserver, BatchRunner
+from ._batch import BatchObserver, BatchProgress, BatchRunner, default_out_path
 from ._batch_api import BatchApiModel
 from ._batch_calls import BatchCallStore, MessageBatchRecord, Submitted
 from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._journal import batch_key, encode_response
-from ._journal_store import JournalStore, SQLiteJournal
+from ._journal_store import JournalStore
 
 if TYPE_CHECKING:
     import anthropic
@@ -104,10 +105,13 @@ class RoundDriver:
                 "batch_api needs a journal in a SQLite file (SQLiteJournal): runs wait in it "
                 "between rounds"
             )
+        # The SDK (~1 s to import) now, not on the event loop at the first submission.
+        importlib.import_module("anthropic")
         self.engine = engine
         self.workflow = workflow
         self.input_path = Path(input_path)
-        self.out_path = out_path
+        self.out_path = Path(out_path) if out_path is not None else default_out_path(input_path)
+        self.simulated = False
         self.concurrency = concurrency
         self.resume = resume
         self.budget_usd = budget_usd
@@ -119,6 +123,21 @@ class RoundDriver:
         self.batch = batch_key(workflow, self.input_path)
         self.round = 0
         self.stopped_by_budget = False
+        self._runner: BatchRunner | None = None
+        self._started = time.perf_counter()
+
+    def progress(self) -> BatchProgress:
+        """Where the current pass stands (rounds and batches are reported as notes)."""
+        if self._runner is not None:
+            return self._runner.progress()
+        return BatchProgress(0, 0, 0, 0, 0.0, time.perf_counter() - self._started, None, 0, 0,
+                             False, 0)  # fmt: skip
+
+    def summary(self) -> BatchSummary:
+        """The batch so far, as far as the current pass has gone (marked interrupted)."""
+        if self._runner is not None:
+            return self._runner.summary()
+        return BatchSummary(self.workflow.name, False, 0, 0, interrupted=True)
 
     # -- the rounds ------------------------------------------------------------------------
 
@@ -169,6 +188,7 @@ class RoundDriver:
             store=self.journal,
             observer=self.observer,
         )
+        self._runner = runner
         try:
             summary = await runner.run()
         finally:
@@ -288,9 +308,7 @@ class RoundDriver:
         # The answers are committed to the journal before their calls are marked done: a
         # kill in between collects them again (the same rows), it never loses one.
         await self.journal.durable()
-        await anyio.to_thread.run_sync(
-            self.calls.settle, self.batch, record.id, outcomes, counts
-        )
+        await anyio.to_thread.run_sync(self.calls.settle, self.batch, record.id, outcomes, counts)
         described = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         self._note(f"round {record.round}: {record.id} ended: {described}")
 
@@ -331,9 +349,7 @@ class RoundDriver:
         )
         if not intents:
             return
-        known = {
-            r.id for r in await anyio.to_thread.run_sync(lambda: self.calls.message_batches())
-        }
+        known = {r.id for r in await anyio.to_thread.run_sync(lambda: self.calls.message_batches())}
         client = self.layer.backend.client
         listed = [b async for b in client.messages.batches.list(limit=100)]
         for intent in intents:
@@ -395,7 +411,4 @@ def batch_api_layer(engine: Engine) -> BatchApiModel | None:
 
 def _total(batch: anthropic.types.messages.MessageBatch) -> int:
     counts = batch.request_counts
-    return (
-        counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-    )
-
+    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
