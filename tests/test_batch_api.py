@@ -20,6 +20,7 @@ from bench.model_costs import _batch, _script, _tiers
 import microagents as ma
 from microagents.models._anthropic import AnthropicModel
 from microagents.models._protocol import Usage
+from microagents.models._retry import RetryPolicy
 from microagents.results import BatchSummary
 from microagents.runtime._batch import run_batch
 from microagents.runtime._batch_api import BatchApiModel
@@ -229,3 +230,91 @@ def test_detach_then_collect_in_a_new_process_gives_the_attached_results(
     assert len(server.batches) == 4
     assert by_id(out_lines(detached)) == by_id(out_lines(attached))
     assert_paid_once(server)
+
+
+# -- what a result can be, and the budget ----------------------------------------------------
+
+
+def small_run(
+    server: FakeAnthropicServer, folder: Path, settings: BatchSettings, **kwargs: Any
+) -> tuple[BatchSummary, list[dict[str, Any]]]:
+    _script(server)
+    server.batch_settings = settings
+    write_items(folder, tickets(5))
+    summary = run_batch_api(server, triage(), folder, **kwargs)
+    return summary, out_lines(folder)
+
+
+def test_errored_requests_are_retried_in_the_next_round_then_escalate_on_error(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    options = BatchApiOptions(poll_interval=0.02, retry=RetryPolicy(max_attempts=2))
+    settings = BatchSettings(processing_seconds=0.01, errored=1.0)
+    summary, lines = small_run(server, tmp_path, settings, options=options)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("errored" in line["error"] for line in lines)
+    # Each rung tried twice (one round each), then the ladder's `error` trigger climbed.
+    triggers = {e["trigger"] for line in lines for e in line["escalations"]}
+    assert triggers == {"error"}
+    assert summary.batch_api is not None
+    tried = Counter(cid for batch in server.batches for cid in batch.custom_ids)
+    assert set(tried.values()) == {2}
+
+
+def test_expired_requests_are_resubmitted_up_to_the_limit_then_fail_the_item(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    options = BatchApiOptions(poll_interval=0.02, expired_limit=2)
+    settings = BatchSettings(processing_seconds=0.01, expired=1.0)
+    summary, lines = small_run(server, tmp_path, settings, options=options)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("expired too many times" in line["error"] for line in lines)
+    assert len(server.batches) == 3  # submitted, then again twice
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds == 3
+
+
+def test_canceled_requests_fail_their_items_with_that_reason(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    settings = BatchSettings(processing_seconds=0.01, canceled=1.0)
+    _, lines = small_run(server, tmp_path, settings)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("was canceled" in line["error"] for line in lines)
+    assert all(line["escalations"] == [] for line in lines)  # not a model error: no climbing
+    assert len(server.batches) == 1
+
+
+def test_a_budget_the_next_round_would_cross_stops_before_submitting_it(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    settings = BatchSettings(processing_seconds=0.01)
+    free = tmp_path / "free"
+    free.mkdir()
+    small_run(server, free, settings)
+    per_round = []
+    for batch in server.batches:
+        per_round.append(
+            sum(
+                _tiers()
+                .price_of(line["result"]["message"]["model"])
+                .cost(  # type: ignore[union-attr]
+                    Usage(
+                        input_tokens=line["result"]["message"]["usage"]["input_tokens"],
+                        output_tokens=line["result"]["message"]["usage"]["output_tokens"],
+                    ),
+                    batch=True,
+                )
+                for line in batch.results.values()
+            )
+        )
+    server.reset()
+    capped = tmp_path / "capped"
+    capped.mkdir()
+    budget = per_round[0] + per_round[1] + per_round[2] / 4
+    summary, lines = small_run(server, capped, settings, budget_usd=budget)
+    assert summary.stopped_by_budget
+    assert len(server.batches) == 2  # the third round was never submitted
+    assert len(lines) == 5  # every item has its line: finished ones, or waiting
+    assert summary.batch_api is not None
+    assert summary.batch_api.cost_usd <= budget

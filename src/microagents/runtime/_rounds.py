@@ -257,7 +257,7 @@ class RoundDriver:
 
     async def _estimate(self) -> float:
         """The next round's cost: each call at the average its model's calls cost so far, or
-        else its request's size in tokens (~4 bytes each) with as many output tokens."""
+        else its request's size in tokens (~4 bytes each) and a tenth as many output tokens."""
         averages = await anyio.to_thread.run_sync(self.calls.average_costs, self.batch)
         sizes = await anyio.to_thread.run_sync(self.calls.pending_sizes, self.batch)
         total = 0.0
@@ -267,7 +267,7 @@ class RoundDriver:
                 continue
             price = self.engine.tiers.price_of(model)
             if price is not None:
-                total += price.cost(Usage(size // 4, size // 4), batch=True)
+                total += price.cost(Usage(size // 4, size // 40), batch=True)
         return total
 
     # -- collecting ------------------------------------------------------------------------
