@@ -107,6 +107,18 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     help="What the sql.schema and sql.query tools read, read-only: sqlite:///path.db, "
     "duckdb:///path.duckdb or postgresql://... (default: $MICROAGENTS_DATABASE).",
 )
+@click.option(
+    "--batch-api",
+    is_flag=True,
+    help="Message Batches mode (with --input-file): half the price, no rate-limit ceiling, "
+    "results within hours. Runs advance in rounds of batches; see docs/running.md.",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With --batch-api: exit once a round is submitted; collect later with the same "
+    "command and --resume.",
+)
 @project_options
 def run(
     workflow: Path,
@@ -120,6 +132,8 @@ def run(
     cache: bool,
     cache_ttl: CacheTTL,
     database: str | None,
+    batch_api: bool,
+    detach: bool,
     agent_dirs: tuple[Path, ...],
     tool_modules: tuple[str, ...],
     sources: tuple[str, ...],
@@ -143,12 +157,17 @@ def run(
         raise MicroagentsError(
             "give one input with --input JSON, or a batch with --input-file FILE.jsonl"
         )
+    if detach and not batch_api:
+        raise MicroagentsError("--detach goes with --batch-api: only a batch round can be left")
+    if batch_api and backend != "anthropic":
+        raise MicroagentsError("--batch-api needs --backend anthropic: Message Batches are an API")
     run_input: dict[str, Any] | None = None
     if input_json is not None:
         for flag, given in (
             ("--out", out_path is not None),
             ("--resume", resume),
             ("--budget-usd", budget_usd is not None),
+            ("--batch-api", batch_api),
         ):
             if given:
                 raise MicroagentsError(f"{flag} goes with --input-file; --input prints its result")
@@ -184,6 +203,7 @@ def run(
         cache_ttl=cache_ttl,
         latency_scale=scale,
         origin=origin,
+        batch_api=batch_api,
     )
     if run_input is not None:
         return _run_one(engine, compiled, run_input)
@@ -196,6 +216,8 @@ def run(
         concurrency=concurrency,
         resume=resume,
         budget_usd=budget_usd,
+        batch_api=batch_api,
+        detach=detach,
     )
 
 
@@ -239,6 +261,7 @@ def _engine(
     cache_ttl: CacheTTL,
     latency_scale: float,
     origin: Mapping[str, Any] | None = None,
+    batch_api: bool = False,
 ) -> Engine:
     from .._settings import microagents_home
     from ..models._simulate import SimulatedLatency
@@ -256,7 +279,28 @@ def _engine(
         cache_path=cache_path,
         cache_ttl=cache_ttl,
         origin=origin,
+        batch_api=batch_api,
     )
+
+
+POLL_INTERVAL_ENV = "MICROAGENTS_BATCH_POLL_SECONDS"
+
+
+def _poll_settings() -> tuple[float, float]:
+    """The first poll interval of Message Batches mode, from the environment (tests, or an
+    impatient user); the default otherwise."""
+    from ..runtime._rounds import BatchApiOptions
+
+    raw = os.environ.get(POLL_INTERVAL_ENV)
+    if not raw:
+        defaults = BatchApiOptions()
+        return defaults.poll_interval, defaults.max_poll_interval
+    try:
+        value = float(raw)
+    except ValueError:
+        message = f"{POLL_INTERVAL_ENV} must be a number of seconds, not {raw!r}"
+        raise MicroagentsError(message) from None
+    return value, max(value, 1.0)
 
 
 def _stderr_console() -> Console:
@@ -316,23 +360,42 @@ def _run_batch(
     concurrency: int,
     resume: bool,
     budget_usd: float | None,
+    batch_api: bool = False,
+    detach: bool = False,
 ) -> int:
     import gc
 
     import anyio
 
     from ..runtime._batch import BatchRunner
+    from ..runtime._rounds import BatchApiOptions, RoundDriver
 
     console = _stderr_console()
-    runner = BatchRunner(
-        engine,
-        workflow,
-        input_file,
-        out_path,
-        concurrency=concurrency,
-        resume=resume,
-        budget_usd=budget_usd,
-    )
+    runner: BatchRunner | RoundDriver
+    if batch_api:
+        poll = _poll_settings()
+        runner = RoundDriver(
+            engine,
+            workflow,
+            input_file,
+            out_path,
+            concurrency=concurrency,
+            resume=resume,
+            budget_usd=budget_usd,
+            options=BatchApiOptions(
+                detach=detach, poll_interval=poll[0], max_poll_interval=poll[1]
+            ),
+        )
+    else:
+        runner = BatchRunner(
+            engine,
+            workflow,
+            input_file,
+            out_path,
+            concurrency=concurrency,
+            resume=resume,
+            budget_usd=budget_usd,
+        )
     observer: _RichProgress | _PlainProgress = (
         _RichProgress(console, runner.simulated) if console.is_terminal else _PlainProgress()
     )
@@ -385,6 +448,8 @@ def _run_batch(
     click.echo(f"results: {runner.out_path}", err=True)
     if engine.tracing is not None:
         click.echo(f"traces: microagents trace list --workflow {workflow.name}", err=True)
+    if summary.batch_api is not None and summary.batch_api.in_flight:
+        return EXIT_OK  # detached: `--resume` collects
     if summary.waiting and summary.failed == 0 and not summary.stopped_by_budget:
         return EXIT_WAITING  # `microagents runs list --status waiting` lists them
     return EXIT_OK if summary.all_ok else EXIT_FAILED

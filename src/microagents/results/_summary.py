@@ -286,6 +286,46 @@ class LatencyHistogram:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchApiFigures:
+    """What a batch run in Message Batches mode adds to its summary."""
+
+    rounds: int
+    message_batches: int
+    calls: int
+    """Requests answered (succeeded) in Message Batches, all rounds."""
+    cost_usd: float
+    """What they cost at batch rates."""
+    standard_cost_usd: float
+    """What the same calls would have cost at standard rates."""
+    pending: int = 0
+    """Calls deferred but not submitted (the run was detached or stopped by the budget)."""
+    in_flight: int = 0
+    """Message Batches submitted and not collected yet."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "message_batches": self.message_batches,
+            "calls": self.calls,
+            "cost_usd": round(self.cost_usd, 8),
+            "standard_cost_usd": round(self.standard_cost_usd, 8),
+            "pending": self.pending,
+            "in_flight": self.in_flight,
+        }
+
+    def describe(self) -> str:
+        saved = self.standard_cost_usd - self.cost_usd
+        text = (
+            f"Message Batches: {self.rounds} rounds, {self.message_batches} batches, "
+            f"{self.calls:,} calls ${self.cost_usd:.4f} at batch rates "
+            f"(${self.standard_cost_usd:.4f} at standard rates, ${saved:.4f} saved)"
+        )
+        if self.in_flight:
+            text += f"; {self.in_flight} batches in flight (collect with --resume)"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class BatchSummary:
     """The outcome of a batch run, for code (`to_dict`) and for people (`render`).
 
@@ -321,6 +361,8 @@ class BatchSummary:
     budget_usd: float | None = None
     stopped_by_budget: bool = False
     interrupted: bool = False
+    batch_api: BatchApiFigures | None = None
+    """Message Batches mode: its rounds, and its calls at batch against standard rates."""
 
     @property
     def cache_hit_rate(self) -> float:
@@ -390,6 +432,7 @@ class BatchSummary:
             "budget_usd": self.budget_usd,
             "stopped_by_budget": self.stopped_by_budget,
             "interrupted": self.interrupted,
+            **({"batch_api": self.batch_api.to_dict()} if self.batch_api else {}),
         }
 
     def render(self) -> Any:
@@ -441,6 +484,8 @@ class BatchSummary:
             )
         )
         lines.append(Text(latency))
+        if self.batch_api is not None:
+            lines.append(Text(self.batch_api.describe()))
         if self.escalation:
             nodes = Table("node", "visits", "escalated", "rate", "why", box=None)
             for e in self.escalation:

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -66,6 +66,9 @@ from ._journal_store import (
     SQLiteJournal,
     Watermark,
 )
+
+if TYPE_CHECKING:
+    from ._rounds import BatchApiOptions
 
 FLUSH_EVERY = 200
 FLUSH_INTERVAL = 0.5
@@ -542,9 +545,29 @@ async def run_batch(
     budget_usd: float | None = None,
     store: JournalStore | None = None,
     observer: BatchObserver | None = None,
+    batch_api: bool | BatchApiOptions = False,
 ) -> BatchSummary:
     """Run `workflow` on every line of the JSONL file `input_path`, writing one result line
-    per input line to `out_path` (default ``<input stem>.results.jsonl``); see `BatchRunner`."""
+    per input line to `out_path` (default ``<input stem>.results.jsonl``); see `BatchRunner`.
+
+    With `batch_api` (True, or `BatchApiOptions`), in Message Batches mode: at batch prices,
+    in rounds, on an engine whose back-end is `BatchApiModel` (see `_rounds`)."""
+    if batch_api is not False:
+        from ._rounds import BatchApiOptions, RoundDriver
+
+        driver = RoundDriver(
+            engine,
+            workflow,
+            input_path,
+            out_path,
+            concurrency=concurrency,
+            resume=resume,
+            budget_usd=budget_usd,
+            store=store,
+            observer=observer,
+            options=batch_api if isinstance(batch_api, BatchApiOptions) else None,
+        )
+        return await driver.run()
     runner = BatchRunner(
         engine,
         workflow,

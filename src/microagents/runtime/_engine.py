@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import AnswerRefused, JournalError, MicroagentsError, RunNotFound, SchemaError
 from ..graph._compiled import CompiledWorkflow
+from ..models._anthropic import AnthropicModel
 from ..models._backends import anthropic_model, simulated_model
 from ..models._protocol import CacheTTL, Model, aclose_inner
 from ..models._ratelimit import RUN_ORDER_LABEL
@@ -92,12 +93,14 @@ class Engine:
         latency: SimulatedLatency | None = None,
         journal: JournalStore | Literal["default"] | None = "default",
         origin: Mapping[str, Any] | None = None,
+        batch_api: bool = False,
     ) -> Engine:
         """An engine on the Anthropic API (key from the environment) or the simulated back-end
         (answering from `workflow`'s agents' examples), traced to the embedded store and
         whatever ``OTEL_*`` configures unless `tracing` is None, and journaled (durable:
         resumable, able to wait for a person) to ``MICROAGENTS_HOME`` unless `journal` is
-        None."""
+        None. With `batch_api`, calls go to Message Batches (at batch prices, in rounds: see
+        `run_batch(..., batch_api=True)`)."""
         store = SQLiteJournal() if journal == "default" else journal
         tiers = tiers or TierTable.load()
         # The default tracing names its service after the workflow (when nothing else does).
@@ -110,6 +113,15 @@ class Engine:
             agents = workflow.agents if workflow is not None else []
             model = simulated_model(agents, tiers=tiers, latency=latency)
             return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)
+        if batch_api:
+            from ._batch_api import BatchApiModel
+
+            # No rate limiter and no retries: Message Batches have neither ceiling nor 429s,
+            # and an errored request is tried again in the next round. Rounds take minutes to
+            # hours: the 1 h cache TTL keeps a prefix cached from one round to the next.
+            ttl: CacheTTL = "1h" if cache_ttl == "5m" else cache_ttl
+            deferring = BatchApiModel(AnthropicModel(tiers=tiers, cache_ttl=ttl))
+            return cls(deferring, tiers=tiers, tracing=chosen, journal=store, origin=origin)
         model = anthropic_model(tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl)
         return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)
 

@@ -116,6 +116,10 @@ class RunJournal:
 CURRENT_RUN: ContextVar[RunJournal | None] = ContextVar("microagents_run_journal", default=None)
 """The journal of the run this task belongs to (None: not journaled). Task groups copy it."""
 
+CURRENT_STEP: ContextVar[tuple[str, str] | None] = ContextVar("microagents_step", default=None)
+"""The step key and request signature of the model call being made live, for the layers
+under `JournaledModel` (a Message Batches back-end names its requests after them)."""
+
 
 # -- model calls -------------------------------------------------------------------------------
 
@@ -139,7 +143,11 @@ class JournaledModel:
         key, signature, replayed = self._replay(run, request)
         if replayed is not None:
             return replayed
-        response = await self.inner.complete(request)
+        step = CURRENT_STEP.set((key, signature))
+        try:
+            response = await self.inner.complete(request)
+        finally:
+            CURRENT_STEP.reset(step)
         run.record(key, "model", signature, partial(encode_response, response))
         return response
 

@@ -1,0 +1,114 @@
+"""Message Batches mode: a model layer that defers a journaled run's calls into a batch.
+
+`BatchApiModel` sits where the standard back-end's stack would (under `JournaledModel`). A
+call it sees inside a journaled run is one the journal could not replay: it records the call
+as pending — its custom id, journal step, request signature and wire parameters — and
+raises `RunSuspended`, so the run ends `waiting` and holds no memory. The round driver
+(`_rounds`) submits the pending calls as Message Batches, journals each result under the
+call's step, and runs the item again: the journal replays the answer and the run goes on to
+its next call. The scheduler and the batch runner do not know the difference.
+
+A call whose request failed for good raises what a direct call would have (`ServerError` or
+`InvalidRequestError` for ``errored``, so the escalation ladder's ``error`` trigger applies;
+`NodeError` for ``canceled`` and for ``expired`` past the limit, failing the item). Outside
+a journaled run a call goes to the standard API, at standard prices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import anyio.to_thread
+
+from ..errors import InvalidRequestError, NodeError, RunSuspended, ServerError
+from ..models._anthropic import AnthropicModel
+from ..models._protocol import ModelRequest, ModelResponse, aclose_inner
+from ..results._results import WaitingFor
+from ._batch_calls import BatchCallStore, CallState, PendingCall
+from ._journal import CURRENT_RUN, CURRENT_STEP
+
+FLUSH_EVERY = 2000
+"""Pending calls held in memory before they are written to the store."""
+
+
+def custom_id(run_id: str, step: str) -> str:
+    """The custom id of a run's call at `step`: the same on every pass and every process."""
+    digest = hashlib.blake2b(f"{run_id}\0{step}".encode(), digest_size=16).hexdigest()
+    return f"ma-{digest}"
+
+
+class BatchApiModel:
+    """Defers the live calls of journaled runs to Message Batches (see the module doc).
+
+    ```python
+    model = BatchApiModel(AnthropicModel(tiers=tiers))
+    async with Engine(model, tiers=tiers, journal=SQLiteJournal()) as engine:
+        summary = await run_batch(engine, workflow, "tickets.jsonl", batch_api=True)
+    ```
+    """
+
+    def __init__(self, backend: AnthropicModel) -> None:
+        self.backend = backend
+        self.inner = backend
+        self.batch: str | None = None
+        self.round = 0
+        self.states: dict[str, CallState] = {}
+        self.queued: list[PendingCall] = []
+        self.deferred = 0
+        """Calls deferred in this pass (new or already in a batch)."""
+        self.store: BatchCallStore | None = None
+
+    async def aclose(self) -> None:
+        await aclose_inner(self.backend)
+
+    def begin_pass(
+        self, store: BatchCallStore, batch: str, round_: int, states: dict[str, CallState]
+    ) -> None:
+        """Get ready for a pass over `batch`'s items, knowing its calls' `states`."""
+        self.store, self.batch, self.round, self.states = store, batch, round_, states
+        self.queued = []
+        self.deferred = 0
+
+    async def flush(self) -> None:
+        """Write the calls deferred so far to the store (pending, for the next round)."""
+        queued, self.queued = self.queued, []
+        if queued and self.store is not None and self.batch is not None:
+            await anyio.to_thread.run_sync(self.store.add_pending, self.batch, self.round, queued)
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        run = CURRENT_RUN.get()
+        step = CURRENT_STEP.get()
+        if run is None or step is None or self.batch is None:
+            return await self.backend.complete(request)
+        key, signature = step
+        cid = custom_id(run.run_id, key)
+        node = request.metadata.get("node", "")
+        known = self.states.get(cid)
+        if known is not None and known.state == "failed":
+            raise _failure(node, cid, known)
+        if known is None:
+            params = json.dumps(self.backend.to_params(request), ensure_ascii=False)
+            self.queued.append(
+                PendingCall(cid, run.run_id, key, signature, node, request.model, params)
+            )
+            self.states[cid] = CallState("pending")
+            if len(self.queued) >= FLUSH_EVERY:
+                await self.flush()
+        self.deferred += 1
+        raise RunSuspended(
+            WaitingFor(node, f"a Message Batches request ({cid}) in round {self.round}", {}, key)
+        )
+
+
+def _failure(node: str, cid: str, known: CallState) -> Exception:
+    error = known.error or "no detail"
+    if known.outcome == "errored":
+        if "invalid_request" in error:
+            return InvalidRequestError(f"the Message Batches request {cid} was refused: {error}")
+        return ServerError(f"the Message Batches request {cid} errored: {error}")
+    if known.outcome == "expired":
+        return NodeError(
+            f"node '{node}': the Message Batches request {cid} expired too many times ({error})"
+        )
+    return NodeError(f"node '{node}': the Message Batches request {cid} was canceled ({error})")

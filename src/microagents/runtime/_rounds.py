@@ -1,0 +1,414 @@
+"""Message Batches mode: a batch run advanced in rounds.
+
+```python
+model = BatchApiModel(AnthropicModel(tiers=tiers))
+async with Engine(model, tiers=tiers, journal=SQLiteJournal()) as engine:
+    summary = await run_batch(engine, workflow, "tickets.jsonl", batch_api=True)
+```
+
+A round is: collect every Message Batch in flight (poll with backoff; journal each result
+under its call's step, *then* mark the call done), then one pass of the ordinary batch runner
+over the input (finished items are skipped; every other item replays its journal and runs
+until it finishes or reaches a call with no result, which `BatchApiModel` defers), then submit
+the deferred calls as Message Batches (at most 100,000 requests and 256 MB each; each batch's
+intent journaled before the API call and its id right after), and so on until no call is
+left. Runs are suspended in the journal between rounds: memory does not grow with the batch.
+
+Detached (`detach`), the driver returns once a round is submitted; a later run with
+`resume` — in any process that sees the same journal — collects and goes on.
+
+Results: ``succeeded`` is journaled (priced at batch rates) and its run resumes; ``errored``
+is submitted again in the next round while the retry policy allows (a retryable error), then
+raised as a model error (the escalation ladder's ``error`` trigger); ``expired`` is submitted
+again up to `BatchApiOptions.expired_limit` times, then fails its item, as ``canceled`` does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from ..errors import MicroagentsError
+from ..graph._compiled import CompiledWorkflow
+from ..models._protocol import Usage
+from ..models._retry import RetryPolicy
+from ..results._summary import BatchApiFigures, BatchSummary
+from ._batch import BatchObserver, BatchProgress, BatchRunner, default_out_path
+from ._batch_api import BatchApiModel
+from ._batch_calls import BatchCallStore, MessageBatchRecord, Submitted
+from ._engine import DEFAULT_CONCURRENCY, Engine
+from ._journal import batch_key, encode_response
+from ._journal_store import JournalStore
+
+if TYPE_CHECKING:
+    import anthropic
+
+MAX_REQUESTS = 100_000
+MAX_BYTES = 256 * 1024 * 1024
+RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class BatchApiOptions:
+    """How a batch run uses Message Batches."""
+
+    poll_interval: float = 10.0
+    """Seconds before the first poll of a batch in flight; each wait is 1.5x the last."""
+    max_poll_interval: float = 300.0
+    expired_limit: int = 2
+    """Times an expired request is submitted again before its item fails."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Tries of an errored request (retryable errors only), one per round."""
+    max_requests: int = MAX_REQUESTS
+    max_bytes: int = MAX_BYTES
+    detach: bool = False
+    """Return once a round is submitted; collect later with ``resume``."""
+
+
+class RoundDriver:
+    """One batch run in Message Batches mode (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        workflow: CompiledWorkflow,
+        input_path: Path | str,
+        out_path: Path | str | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        resume: bool = False,
+        budget_usd: float | None = None,
+        store: JournalStore | None = None,
+        observer: BatchObserver | None = None,
+        options: BatchApiOptions | None = None,
+    ) -> None:
+        layer = batch_api_layer(engine)
+        if layer is None:
+            raise MicroagentsError(
+                "batch_api needs an engine on the Message Batches back-end: "
+                "Engine.for_backend('anthropic', batch_api=True) or "
+                "Engine(BatchApiModel(AnthropicModel()), journal=...)"
+            )
+        journal = store or engine.journal
+        path = getattr(journal, "path", None)
+        if journal is None or path is None:
+            raise MicroagentsError(
+                "batch_api needs a journal in a SQLite file (SQLiteJournal): runs wait in it "
+                "between rounds"
+            )
+        # The SDK (~1 s to import) now, not on the event loop at the first submission.
+        importlib.import_module("anthropic")
+        self.engine = engine
+        self.workflow = workflow
+        self.input_path = Path(input_path)
+        self.out_path = Path(out_path) if out_path is not None else default_out_path(input_path)
+        self.simulated = False
+        self.concurrency = concurrency
+        self.resume = resume
+        self.budget_usd = budget_usd
+        self.journal: JournalStore = journal
+        self.observer = observer
+        self.options = options or BatchApiOptions()
+        self.layer = layer
+        self.calls = BatchCallStore(Path(path))
+        self.batch = batch_key(workflow, self.input_path)
+        self.round = 0
+        self.stopped_by_budget = False
+        self._runner: BatchRunner | None = None
+        self._started = time.perf_counter()
+
+    def progress(self) -> BatchProgress:
+        """Where the current pass stands (rounds and batches are reported as notes)."""
+        if self._runner is not None:
+            return self._runner.progress()
+        return BatchProgress(0, 0, 0, 0, 0.0, time.perf_counter() - self._started, None, 0, 0,
+                             False, 0)  # fmt: skip
+
+    def summary(self) -> BatchSummary:
+        """The batch so far, as far as the current pass has gone (marked interrupted)."""
+        if self._runner is not None:
+            return self._runner.summary()
+        return BatchSummary(self.workflow.name, False, 0, 0, interrupted=True)
+
+    # -- the rounds ------------------------------------------------------------------------
+
+    async def run(self) -> BatchSummary:
+        """Run rounds until every item finishes (or, detached, until one is submitted)."""
+        try:
+            return await self._rounds()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.calls.close)
+
+    async def _rounds(self) -> BatchSummary:
+        calls = self.calls
+        if self.resume:
+            self.round = await anyio.to_thread.run_sync(calls.last_round, self.batch)
+        else:
+            await anyio.to_thread.run_sync(calls.forget, self.batch)
+        passes = 0
+        while True:
+            await self._collect()
+            summary = await self._pass(resume=self.resume or passes > 0)
+            passes += 1
+            pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
+            if summary.interrupted or not pending:
+                return await self._summary(summary)
+            if self.budget_usd is not None and not await self._affordable(pending):
+                self.stopped_by_budget = True
+                return await self._summary(replace(summary, stopped_by_budget=True))
+            self.round += 1
+            await self._submit()
+            if self.options.detach:
+                self._note(
+                    f"detached after submitting round {self.round}: collect with the same "
+                    "command and --resume (or `microagents batches collect`)"
+                )
+                return await self._summary(summary)
+
+    async def _pass(self, *, resume: bool) -> BatchSummary:
+        states = await anyio.to_thread.run_sync(self.calls.states, self.batch)
+        self.layer.begin_pass(self.calls, self.batch, self.round + 1, states)
+        runner = BatchRunner(
+            self.engine,
+            self.workflow,
+            self.input_path,
+            self.out_path,
+            concurrency=self.concurrency,
+            resume=resume,
+            store=self.journal,
+            observer=self.observer,
+        )
+        self._runner = runner
+        try:
+            summary = await runner.run()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.layer.flush()
+        states.clear()
+        return summary
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def _submit(self) -> None:
+        options = self.options
+        sizes: list[int] = []
+        while True:
+            rows = await anyio.to_thread.run_sync(
+                self.calls.pending, self.batch, options.max_requests
+            )
+            if not rows:
+                break
+            chunk: list[tuple[str, str]] = []
+            size = 0
+            for cid, _model, params in rows:
+                weight = len(params) + len(cid) + 64
+                if chunk and size + weight > options.max_bytes:
+                    sizes.append(await self._create(chunk))
+                    chunk, size = [], 0
+                chunk.append((cid, params))
+                size += weight
+            sizes.append(await self._create(chunk))
+        self._note(
+            f"round {self.round}: submitted {len(sizes)} Message "
+            f"{'Batch' if len(sizes) == 1 else 'Batches'} ({sum(sizes):,} requests)"
+        )
+
+    async def _create(self, chunk: Sequence[tuple[str, str]]) -> int:
+        intent = f"intent-{uuid.uuid4().hex}"
+        ids = [cid for cid, _ in chunk]
+        # The intent first: a kill between the API call and the id's record is recovered
+        # from it (`_recover`), never by creating the batch again.
+        await anyio.to_thread.run_sync(self.calls.intend, self.batch, self.round, intent, ids)
+        requests: Any = [{"custom_id": cid, "params": json.loads(params)} for cid, params in chunk]
+        client = self.layer.backend.client
+        import anthropic
+
+        try:
+            created = await client.messages.batches.create(requests=requests)
+        except anthropic.APIStatusError as exc:  # refused: certainly not created
+            await anyio.to_thread.run_sync(self.calls.abandon, intent)
+            raise MicroagentsError(f"the Message Batch was refused: {exc}") from None
+        await anyio.to_thread.run_sync(self.calls.created, intent, created.id)
+        return len(chunk)
+
+    async def _affordable(self, pending: int) -> bool:
+        spent, _, _ = await anyio.to_thread.run_sync(self.calls.costs, self.batch)
+        estimate = await self._estimate()
+        assert self.budget_usd is not None
+        if spent + estimate <= self.budget_usd:
+            return True
+        self._note(
+            f"stopped by the budget before round {self.round + 1}: ${spent:.4f} spent, and its "
+            f"{pending:,} requests would cost about ${estimate:.4f} more, crossing "
+            f"${self.budget_usd:g}; finished items are written, the rest wait (re-run with "
+            "--resume and a higher --budget-usd)"
+        )
+        return False
+
+    async def _estimate(self) -> float:
+        """The next round's cost: each call at the average its model's calls cost so far, or
+        else its request's size in tokens (~4 bytes each) and a tenth as many output tokens."""
+        averages = await anyio.to_thread.run_sync(self.calls.average_costs, self.batch)
+        sizes = await anyio.to_thread.run_sync(self.calls.pending_sizes, self.batch)
+        total = 0.0
+        for model, size in sizes:
+            if model in averages:
+                total += averages[model]
+                continue
+            price = self.engine.tiers.price_of(model)
+            if price is not None:
+                total += price.cost(Usage(size // 4, size // 40), batch=True)
+        return total
+
+    # -- collecting ------------------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        await self._recover()
+        in_flight = await anyio.to_thread.run_sync(
+            lambda: self.calls.message_batches(self.batch, "in_progress")
+        )
+        if not in_flight:
+            return
+        client = self.layer.backend.client
+        waiting = {record.id: record for record in in_flight}
+        delay = self.options.poll_interval
+        self._note(f"waiting for {len(waiting)} Message Batches of round {self.round}")
+        while waiting:
+            for batch_id in list(waiting):
+                found = await client.messages.batches.retrieve(batch_id)
+                if found.processing_status == "ended":
+                    await self._results(waiting.pop(batch_id), found)
+            if waiting:
+                await anyio.sleep(delay)
+                delay = min(self.options.max_poll_interval, delay * 1.5)
+
+    async def _results(self, record: MessageBatchRecord, found: Any) -> None:
+        client = self.layer.backend.client
+        submitted = await anyio.to_thread.run_sync(self.calls.submitted, record.id)
+        outcomes: list[tuple[str, str, str | None, str | None, float | None, float | None]] = []
+        counts: dict[str, int] = {}
+        now = time.time()
+        async for line in await client.messages.batches.results(record.id):
+            call = submitted.get(line.custom_id)
+            if call is None:
+                continue
+            kind = line.result.type
+            counts[kind] = counts.get(kind, 0) + 1
+            outcomes.append(self._outcome(record, call, line.result, now))
+        # The answers are committed to the journal before their calls are marked done: a
+        # kill in between collects them again (the same rows), it never loses one.
+        await self.journal.durable()
+        await anyio.to_thread.run_sync(self.calls.settle, self.batch, record.id, outcomes, counts)
+        described = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        self._note(f"round {record.round}: {record.id} ended: {described}")
+
+    def _outcome(
+        self, record: MessageBatchRecord, call: Submitted, result: Any, now: float
+    ) -> tuple[str, str, str | None, str | None, float | None, float | None]:
+        kind = result.type
+        cid = call.custom_id
+        if kind == "succeeded":
+            backend = self.layer.backend
+            response = backend.to_response(
+                result.message, latency=now - call.queued, headers={}, request_id=record.id
+            )
+            price = self.engine.tiers.price_of(response.model)
+            cost = price.cost(response.usage, batch=True) if price is not None else None
+            standard = price.cost(response.usage) if price is not None else None
+            response = replace(response, cost_usd=cost)
+            self.journal.record_step(
+                call.run_id, call.step, "model", call.signature, encode_response(response)
+            )
+            return cid, "done", kind, None, cost, standard
+        if kind == "errored":
+            error = result.error.error
+            text = f"{error.type}: {error.message}"
+            again = error.type in RETRYABLE_ERRORS and call.tries < self.options.retry.max_attempts
+            return cid, "pending" if again else "failed", kind, text, None, None
+        if kind == "expired":
+            again = call.expiries < self.options.expired_limit
+            text = f"expired {call.expiries + 1} times"
+            return cid, "pending" if again else "failed", kind, text, None, None
+        return cid, "failed", kind, f"canceled in {record.id}", None, None
+
+    async def _recover(self) -> None:
+        """Batches whose creation a crash interrupted: adopt the one the API lists with the
+        same size, created since the intent, that no record names; else submit again."""
+        intents = await anyio.to_thread.run_sync(
+            lambda: self.calls.message_batches(self.batch, "submitting")
+        )
+        if not intents:
+            return
+        known = {r.id for r in await anyio.to_thread.run_sync(lambda: self.calls.message_batches())}
+        client = self.layer.backend.client
+        listed = [b async for b in client.messages.batches.list(limit=100)]
+        for intent in intents:
+            match = next(
+                (
+                    b
+                    for b in listed
+                    if b.id not in known
+                    and b.created_at.timestamp() >= intent.created - 60
+                    and _total(b) == intent.requests
+                ),
+                None,
+            )
+            if match is None:
+                await anyio.to_thread.run_sync(self.calls.abandon, intent.id)
+            else:
+                known.add(match.id)
+                await anyio.to_thread.run_sync(self.calls.created, intent.id, match.id)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    async def _summary(self, summary: BatchSummary) -> BatchSummary:
+        calls = self.calls
+        cost, standard, count = await anyio.to_thread.run_sync(calls.costs, self.batch)
+        records = await anyio.to_thread.run_sync(lambda: calls.message_batches(self.batch))
+        pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
+        figures = BatchApiFigures(
+            rounds=self.round,
+            message_batches=len(records),
+            calls=count,
+            cost_usd=cost,
+            standard_cost_usd=standard,
+            pending=pending,
+            in_flight=sum(1 for r in records if r.status != "collected"),
+        )
+        return replace(
+            summary,
+            batch_api=figures,
+            budget_usd=self.budget_usd,
+            stopped_by_budget=summary.stopped_by_budget or self.stopped_by_budget,
+        )
+
+    def _note(self, message: str) -> None:
+        if self.observer is not None:
+            self.observer.note(message)
+
+
+def batch_api_layer(engine: Engine) -> BatchApiModel | None:
+    """The Message Batches layer of `engine`'s model stack, if it has one."""
+    seen: Any = engine.model
+    for _ in range(16):
+        if isinstance(seen, BatchApiModel):
+            return seen
+        seen = getattr(seen, "inner", None)
+        if seen is None:
+            return None
+    return None
+
+
+def _total(batch: anthropic.types.messages.MessageBatch) -> int:
+    counts = batch.request_counts
+    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired

@@ -1,0 +1,320 @@
+"""Message Batches mode, end to end through the official SDK against the fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from bench.model_costs import _batch, _script, _tiers
+
+import microagents as ma
+from microagents.models._anthropic import AnthropicModel
+from microagents.models._protocol import Usage
+from microagents.models._retry import RetryPolicy
+from microagents.results import BatchSummary
+from microagents.runtime._batch import run_batch
+from microagents.runtime._batch_api import BatchApiModel
+from microagents.runtime._journal_store import SQLiteJournal
+from microagents.runtime._rounds import BatchApiOptions
+from microagents.testing import BatchSettings, FakeAnthropicServer
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "sk-test-not-a-real-key"
+FAST = BatchApiOptions(poll_interval=0.02, max_poll_interval=0.1)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropicServer]:
+    with FakeAnthropicServer(batches=BatchSettings(processing_seconds=0.05)) as running:
+        yield running
+
+
+def tickets(count: int) -> list[dict[str, Any]]:
+    texts = [
+        json.loads(line)["ticket"]
+        for line in (ROOT / "examples" / "tickets.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return [{"id": f"T{i}", "ticket": f"{texts[i % len(texts)]} (ref #{i})"} for i in range(count)]
+
+
+def triage() -> ma.CompiledWorkflow:
+    return ma.Project(ROOT).load_workflow(ROOT / "workflows" / "support_triage.yaml")
+
+
+def run_batch_api(
+    server: FakeAnthropicServer,
+    workflow: ma.CompiledWorkflow,
+    folder: Path,
+    *,
+    resume: bool = False,
+    options: BatchApiOptions = FAST,
+    budget_usd: float | None = None,
+    tiers: ma.models.TierTable | None = None,
+    journal_in: str = ".",
+) -> BatchSummary:
+    tiers = tiers or _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(folder / journal_in / "journal.sqlite3")
+        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine,
+                workflow,
+                folder / "items.jsonl",
+                folder / "out.jsonl",
+                resume=resume,
+                budget_usd=budget_usd,
+                batch_api=options,
+            )
+
+    return anyio.run(main)
+
+
+def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
+    (folder / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+
+
+def out_lines(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
+
+
+def batch_cost(server: FakeAnthropicServer, tiers: ma.models.TierTable) -> float:
+    """What the server's log of batch requests costs at batch rates."""
+    total = 0.0
+    for batch in server.batches:
+        for line in batch.results.values():
+            if line["result"]["type"] != "succeeded":
+                continue
+            message = line["result"]["message"]
+            raw = message["usage"]
+            usage = Usage(
+                input_tokens=raw.get("input_tokens") or 0,
+                output_tokens=raw.get("output_tokens") or 0,
+                cache_creation_input_tokens=raw.get("cache_creation_input_tokens") or 0,
+                cache_read_input_tokens=raw.get("cache_read_input_tokens") or 0,
+            )
+            price = tiers.price_of(message["model"])
+            assert price is not None
+            total += price.cost(usage, batch=True)
+    return total
+
+
+def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    workflow = triage()
+    items = tickets(200)
+    write_items(tmp_path, items)
+    summary = run_batch_api(server, workflow, tmp_path)
+    lines = out_lines(tmp_path)
+    assert len(lines) == 200
+    assert {line["status"] for line in lines} == {"ok"}
+    assert sorted(line["id"] for line in lines) == sorted(i["id"] for i in items)
+    assert server.paid_calls == 0  # nothing went to the standard API
+    # route on Haiku, route again on Sonnet for one in five, extract, check: 4 rounds.
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds == 4
+    assert server.paid_batch_requests == 3 * 200 + 200 // 5
+    cost = batch_cost(server, _tiers())
+    assert summary.batch_api.cost_usd == pytest.approx(cost)
+    sonnet = _batch(
+        workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16
+    )
+    assert cost / sonnet.cost <= 0.27, cost / sonnet.cost
+
+
+# -- crashes, detaching --------------------------------------------------------------------
+
+
+def cli(folder: Path, server: FakeAnthropicServer, *extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": API_KEY,
+        "ANTHROPIC_BASE_URL": server.base_url,
+        "MICROAGENTS_HOME": str(folder / "home"),
+        "MICROAGENTS_BATCH_POLL_SECONDS": "0.05",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    command = [
+        str(Path(sys.executable).parent / "microagents"),
+        "run",
+        str(ROOT / "workflows" / "support_triage.yaml"),
+        "--input-file",
+        str(folder / "items.jsonl"),
+        "--out",
+        str(folder / "out.jsonl"),
+        "--batch-api",
+        *extra,
+    ]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def assert_paid_once(server: FakeAnthropicServer) -> None:
+    paid = Counter(
+        cid
+        for batch in server.batches
+        for cid, line in batch.results.items()
+        if line["result"]["type"] == "succeeded"
+    )
+    assert paid
+    assert max(paid.values()) == 1, "a request was paid twice"
+
+
+def by_id(lines: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
+    return {line["id"]: (line["status"], line["output"]) for line in lines}
+
+
+def test_kill_9_while_polling_then_resume_pays_nothing_twice(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    write_items(tmp_path, tickets(30))
+    server.batch_settings = BatchSettings(processing_seconds=60)
+    first = cli(tmp_path, server)
+    deadline = time.monotonic() + 20
+    while not server.batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.batches, first.communicate()
+    time.sleep(0.3)  # polling now
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    server.batch_settings = BatchSettings(processing_seconds=0.05)
+    # Resumed here (a new process, as far as the journal knows: it is all it shares).
+    summary = run_batch_api(server, triage(), tmp_path, resume=True, journal_in="home")
+    assert summary.all_ok
+    lines = out_lines(tmp_path)
+    assert len(lines) == 30
+    assert {line["status"] for line in lines} == {"ok"}
+    assert len({line["id"] for line in lines}) == 30
+    assert len(server.batches) == 4  # one a round: none created twice
+    assert_paid_once(server)
+    assert server.paid_calls == 0
+
+
+def test_detach_then_collect_in_a_new_process_gives_the_attached_results(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    items = tickets(20)
+    attached = tmp_path / "attached"
+    attached.mkdir()
+    write_items(attached, items)
+    run_batch_api(server, triage(), attached)
+    server.reset()
+    _script(server)
+    detached = tmp_path / "detached"
+    detached.mkdir()
+    write_items(detached, items)
+    detach = BatchApiOptions(poll_interval=0.02, detach=True)
+    summary = run_batch_api(server, triage(), detached, options=detach, journal_in="home")
+    assert summary.batch_api is not None
+    assert (summary.batch_api.rounds, summary.batch_api.in_flight) == (1, 1)
+    assert len(server.batches) == 1
+    assert {line["status"] for line in out_lines(detached)} == {"waiting"}
+    collect = cli(detached, server, "--resume")  # a new process collects and goes on
+    _, err = collect.communicate(timeout=40)
+    assert collect.returncode == 0, err.decode()
+    assert len(server.batches) == 4
+    assert by_id(out_lines(detached)) == by_id(out_lines(attached))
+    assert_paid_once(server)
+
+
+# -- what a result can be, and the budget ----------------------------------------------------
+
+
+def small_run(
+    server: FakeAnthropicServer, folder: Path, settings: BatchSettings, **kwargs: Any
+) -> tuple[BatchSummary, list[dict[str, Any]]]:
+    _script(server)
+    server.batch_settings = settings
+    write_items(folder, tickets(5))
+    summary = run_batch_api(server, triage(), folder, **kwargs)
+    return summary, out_lines(folder)
+
+
+def test_errored_requests_are_retried_in_the_next_round_then_escalate_on_error(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    options = BatchApiOptions(poll_interval=0.02, retry=RetryPolicy(max_attempts=2))
+    settings = BatchSettings(processing_seconds=0.01, errored=1.0)
+    summary, lines = small_run(server, tmp_path, settings, options=options)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("errored" in line["error"] for line in lines)
+    # Each rung tried twice (one round each), then the ladder's `error` trigger climbed.
+    triggers = {e["trigger"] for line in lines for e in line["escalations"]}
+    assert triggers == {"error"}
+    assert summary.batch_api is not None
+    tried = Counter(cid for batch in server.batches for cid in batch.custom_ids)
+    assert set(tried.values()) == {2}
+
+
+def test_expired_requests_are_resubmitted_up_to_the_limit_then_fail_the_item(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    options = BatchApiOptions(poll_interval=0.02, expired_limit=2)
+    settings = BatchSettings(processing_seconds=0.01, expired=1.0)
+    summary, lines = small_run(server, tmp_path, settings, options=options)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("expired too many times" in line["error"] for line in lines)
+    assert len(server.batches) == 3  # submitted, then again twice
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds == 3
+
+
+def test_canceled_requests_fail_their_items_with_that_reason(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    settings = BatchSettings(processing_seconds=0.01, canceled=1.0)
+    _, lines = small_run(server, tmp_path, settings)
+    assert {line["status"] for line in lines} == {"failed"}
+    assert all("was canceled" in line["error"] for line in lines)
+    assert all(line["escalations"] == [] for line in lines)  # not a model error: no climbing
+    assert len(server.batches) == 1
+
+
+def test_a_budget_the_next_round_would_cross_stops_before_submitting_it(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    settings = BatchSettings(processing_seconds=0.01)
+    free = tmp_path / "free"
+    free.mkdir()
+    small_run(server, free, settings)
+    per_round = []
+    for batch in server.batches:
+        per_round.append(
+            sum(
+                _tiers()
+                .price_of(line["result"]["message"]["model"])
+                .cost(  # type: ignore[union-attr]
+                    Usage(
+                        input_tokens=line["result"]["message"]["usage"]["input_tokens"],
+                        output_tokens=line["result"]["message"]["usage"]["output_tokens"],
+                    ),
+                    batch=True,
+                )
+                for line in batch.results.values()
+            )
+        )
+    server.reset()
+    capped = tmp_path / "capped"
+    capped.mkdir()
+    budget = per_round[0] + per_round[1] + per_round[2] / 4
+    summary, lines = small_run(server, capped, settings, budget_usd=budget)
+    assert summary.stopped_by_budget
+    assert len(server.batches) == 2  # the third round was never submitted
+    assert len(lines) == 5  # every item has its line: finished ones, or waiting
+    assert summary.batch_api is not None
+    assert summary.batch_api.cost_usd <= budget
