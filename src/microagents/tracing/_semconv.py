@@ -16,6 +16,8 @@ OP_WORKFLOW: Final = "invoke_workflow"
 OP_AGENT: Final = "invoke_agent"
 OP_TOOL: Final = "execute_tool"
 OP_CHAT: Final = "chat"
+OP_HUMAN: Final = "ask_human"
+"""A human node (no GenAI operation fits: a person answers, not a model or a tool)."""
 PROVIDER: Final = "anthropic"
 
 # -- GenAI attributes ----------------------------------------------------------------------

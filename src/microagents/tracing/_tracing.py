@@ -701,6 +701,10 @@ def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
     run one agent at several nodes, and a reader looks for the node.
     """
     kind, target = node.kind, node.target
+    if kind == "human":  # ``ask_human review``: the node is all there is to name
+        attributes = {sc.OPERATION_NAME: sc.OP_HUMAN, sc.SPAN_KIND: sc.KIND_CHAIN}
+        attributes.update({sc.NODE_KIND: kind, sc.NODE_ID: node.id})
+        return f"{sc.OP_HUMAN} {node.id}", attributes
     operation, name_key, span_kind = _NODE_KINDS.get(kind, _NODE_KINDS["workflow"])
     name = target.split("@", 1)[0]
     attributes: dict[str, Any] = {
