@@ -19,7 +19,7 @@ import pytest
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents.errors import AnswerRefused, ReplayMismatch
+from microagents.errors import AnswerRefused, ReplayMismatch, ToolDecisionNeeded
 from microagents.runtime import Engine, SQLiteJournal
 from microagents.testing import FakeAnthropicServer, Fault, ServerRateLimits
 from test_batch import AGENT, read_lines, write_items
@@ -295,3 +295,103 @@ def test_a_single_text_to_sql_run_killed_between_calls_resumes_from_the_command_
     assert json.loads(resumed.stdout)["output"]["rows"] == QUESTIONS[0]["answer"]["rows"]
     # The writer's recorded call was not made again: only the reviewer's.
     assert calls(slow_api) - before == 1
+
+
+# -- a tool that had started when the process died ---------------------------------------------
+
+CHARGED = """\
+name: charged
+version: 1.0.0
+description: Label an item, then charge for it (a tool that must not run twice unasked).
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: label
+nodes:
+  label: {agent: labeller@^1, input: {text: "{{ input.text }}"}}
+  charge: {tool: billing.charge, input: {label: "{{ nodes.label.output.label }}"}}
+edges:
+  - {from: label, to: charge}
+output:
+  charged: "{{ nodes.charge.output.charged }}"
+"""
+
+CHARGES = '''\
+import os
+import time
+
+from microagents import tool
+
+
+@tool(name="billing.charge")
+def charge(label: str) -> dict[str, str]:
+    """Charge the customer: not idempotent, a second call is a second charge."""
+    with open(os.environ["CHARGES_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    if os.environ.get("CHARGE_HANGS"):
+        time.sleep(60)  # killed in here
+    return {"charged": label}
+'''
+
+
+def test_a_tool_that_started_before_a_crash_stops_the_resume_until_rerun_is_asked_for(
+    tmp_path: Path, slow_api: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    (tmp_path / "workflows" / "charged.yaml").write_text(CHARGED, encoding="utf-8")
+    (tmp_path / "charges.py").write_text(CHARGES, encoding="utf-8")
+    charges = tmp_path / "charges.log"
+    env = {**cli_env(tmp_path, slow_api), "CHARGES_LOG": str(charges)}
+    command = [sys.executable, "-c", RUN_CLI, "run", "workflows/charged.yaml", "--tools",
+               "charges", "--input", '{"text": "a parcel"}']  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env={**env, "CHARGE_HANGS": "1"}, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not charges.exists():  # the tool has started: its start is recorded, durably
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    journal = tmp_path / "home" / "journal.sqlite3"
+    with sqlite3.connect(journal) as db:
+        ((run_id,),) = db.execute("SELECT run_id FROM runs").fetchall()
+        started = db.execute("SELECT key FROM steps WHERE kind = 'tool' AND result IS NULL")
+        ((step,),) = started.fetchall()
+    assert step == "charge#1/1"
+
+    def resume(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", RUN_CLI, "runs", "resume", run_id, *options],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    refused = resume()
+    assert refused.returncode == 2, refused.stderr  # a decision for the user, as bad input
+    assert "MA903" in refused.stderr
+    assert "tool 'billing.charge' (node 'charge', step charge#1/1)" in refused.stderr
+    assert "--rerun-tools" in refused.stderr
+
+    # The Python API stops the same way, naming the call.
+    monkeypatch.setenv("MICROAGENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tools = ma.Project.tools_from_modules(["charges"])
+    workflow = ma.Project(tmp_path, tools=tools).load_workflow(tmp_path / "workflows/charged.yaml")
+
+    async def python_resume() -> None:
+        async with engine_on(slow_api, journal) as engine:
+            await engine.resume(run_id, workflow=workflow)
+
+    with pytest.raises(ToolDecisionNeeded) as stopped:
+        anyio.run(python_resume)
+    assert (stopped.value.tool, stopped.value.node) == ("billing.charge", "charge")
+    assert len(charges.read_text().splitlines()) == 1  # not called again
+
+    paid = calls(slow_api)
+    done = resume("--rerun-tools")
+    assert done.returncode == 0, done.stderr
+    label = json.loads(done.stdout)["output"]["charged"]
+    assert charges.read_text().splitlines() == [label, label]  # charged again, as asked
+    assert calls(slow_api) == paid  # the label came from the journal
