@@ -58,6 +58,7 @@ class RunJournal:
 
     __slots__ = (
         "_counters",
+        "attempt",
         "diverged",
         "recorded",
         "replayed",
@@ -75,9 +76,12 @@ class RunJournal:
         *,
         rerun_changed: bool = False,
         rerun_tools: bool = False,
+        attempt: int = 1,
     ) -> None:
         self.store = store
         self.run_id = run_id
+        self.attempt = attempt
+        """Which start of the run this is (1, then one more per resume), recorded per step."""
         self.recorded = recorded or {}
         self.replayed = 0
         self.rerun_changed = rerun_changed
@@ -110,7 +114,7 @@ class RunJournal:
     def record(
         self, key: str, kind: str, signature: str, result: str | Callable[[], str] | None
     ) -> None:
-        self.store.record_step(self.run_id, key, kind, signature, result)
+        self.store.record_step(self.run_id, key, kind, signature, result, self.attempt)
 
 
 CURRENT_RUN: ContextVar[RunJournal | None] = ContextVar("microagents_run_journal", default=None)
