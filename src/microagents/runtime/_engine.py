@@ -205,8 +205,7 @@ class Engine:
     ) -> RunResult:
         store = self.journal
         assert store is not None
-        earlier = await store.run(run.run_id) if resume else None
-        recorded = await store.steps(run.run_id) if earlier is not None else None
+        earlier, recorded = await store.resumable(run.run_id) if resume else (None, None)
         attempt = earlier.attempts + 1 if earlier is not None else 1
         journal = RunJournal(
             store,

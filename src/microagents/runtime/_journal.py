@@ -29,9 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..errors import ReplayMismatch, RunSuspended, ToolDecisionNeeded
 from ..models._protocol import (
     ContentBlock,
+    Message,
     Model,
     ModelRequest,
     ModelResponse,
@@ -243,9 +246,23 @@ def request_signature(request: ModelRequest) -> str:
     )
     return (
         f"o:{_digest(options)} s:{_digest(request.system or '')} "
-        f"m:{_digest(repr(request.messages))} "
+        f"m:{_digest(_messages_repr(request.messages))} "
         f"t:{_shared_digest(request.tools)}{_shared_digest(request.output_format)}"
     )
+
+
+def _messages_repr(messages: tuple[Message, ...]) -> str:
+    """`repr(messages)`, exactly (recorded signatures hash it), without the dataclass repr's
+    per-object machinery: a text block, the usual content, is written directly."""
+    written = []
+    for message in messages:
+        blocks = [
+            f"TextBlock(text={b.text!r}, type={b.type!r})" if type(b) is TextBlock else repr(b)
+            for b in message.content
+        ]
+        content = f"({', '.join(blocks)}{',' if len(blocks) == 1 else ''})"
+        written.append(f"Message(role={message.role!r}, content={content})")
+    return f"({', '.join(written)}{',' if len(written) == 1 else ''})"
 
 
 _PARTS = {"o": "the model or its settings", "s": "the system prompt", "m": "the prompt"}
@@ -290,7 +307,7 @@ def _plain(value: Any) -> Any:
 def encode_response(response: ModelResponse) -> str:
     """A response as JSON: what a replay needs to give the run the same answer and cost."""
     usage = response.usage
-    return _ENCODER.encode(
+    return orjson.dumps(
         {
             # Shallow: `asdict` deep-copies every block, and this runs once per paid step.
             "content": [_block(block) for block in response.content],
@@ -307,11 +324,9 @@ def encode_response(response: ModelResponse) -> str:
             "cost_usd": response.cost_usd,
             "cached": response.cached,
             "simulated": response.simulated,
-        }
-    )
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+        },
+        default=_plain,
+    ).decode()
 
 
 def _block(block: ContentBlock) -> dict[str, Any]:
@@ -332,7 +347,7 @@ _BLOCKS: dict[str, Callable[..., ContentBlock]] = {
 
 def decode_response(text: str) -> ModelResponse:
     """A recorded response, marked `replayed`."""
-    data = json.loads(text)
+    data = orjson.loads(text)
     content = []
     for block in data["content"]:
         kind = block.pop("type")

@@ -220,6 +220,10 @@ class JournalStore(Protocol):
         """The run with this id (or the one run whose id starts with it)."""
         ...
 
+    async def resumable(self, run_id: str) -> tuple[RunRecord | None, Mapping[str, StepRecord]]:
+        """`run(run_id)` and, when found, its `steps`: what a resume reads, in one round trip."""
+        ...
+
     async def runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
     ) -> Sequence[RunRecord]:
@@ -310,6 +314,14 @@ class SQLiteJournal:
 
     async def run(self, run_id: str) -> RunRecord | None:
         return await anyio.to_thread.run_sync(self._run, run_id)
+
+    async def resumable(self, run_id: str) -> tuple[RunRecord | None, Mapping[str, StepRecord]]:
+        # One trip to a worker thread, not two: the trip costs more than both queries.
+        return await anyio.to_thread.run_sync(self._resumable, run_id)
+
+    def _resumable(self, run_id: str) -> tuple[RunRecord | None, dict[str, StepRecord]]:
+        found = self._run(run_id)
+        return found, self._steps(found.run_id) if found is not None else {}
 
     async def runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
