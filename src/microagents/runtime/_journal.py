@@ -115,7 +115,11 @@ class RunJournal:
         return found
 
     def record(
-        self, key: str, kind: str, signature: str, result: str | Callable[[], str] | None
+        self,
+        key: str,
+        kind: str,
+        signature: str | Callable[[], str],
+        result: str | Callable[[], str] | None,
     ) -> None:
         self.store.record_step(self.run_id, key, kind, signature, result, self.attempt)
 
@@ -166,9 +170,14 @@ class JournaledModel:
             yield event
 
     @staticmethod
-    def _replay(run: RunJournal, request: ModelRequest) -> tuple[str, str, ModelResponse | None]:
+    def _replay(
+        run: RunJournal, request: ModelRequest
+    ) -> tuple[str, str | Callable[[], str], ModelResponse | None]:
         labels = request.metadata
         key = run.next_key(f"{labels.get('step', '')}/{labels.get('tier', request.model)}")
+        if not run.recorded or run.diverged:
+            # Nothing to compare with (a first run): the writer thread hashes the request.
+            return key, partial(request_signature, request), None
         signature = request_signature(request)
         found = run.lookup(key, labels.get("node", ""), signature)
         if found is None or found.result is None:

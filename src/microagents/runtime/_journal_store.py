@@ -196,12 +196,12 @@ class JournalStore(Protocol):
         run_id: str,
         key: str,
         kind: str,
-        request: str,
+        request: str | Callable[[], str],
         result: str | Callable[[], str] | None,
         attempt: int = 1,
     ) -> None:
-        """Record one step's result (a callable is encoded off the event loop), made by the
-        run's `attempt` (1, then one more per resume)."""
+        """Record one step's request signature and result (a callable is called off the
+        event loop), made by the run's `attempt` (1, then one more per resume)."""
         ...
 
     def record_run(self, run: RunRecord) -> None:
@@ -279,7 +279,7 @@ class SQLiteJournal:
         run_id: str,
         key: str,
         kind: str,
-        request: str,
+        request: str | Callable[[], str],
         result: str | Callable[[], str] | None,
         attempt: int = 1,
     ) -> None:
@@ -611,18 +611,21 @@ class _Writer:
                 self._wake.notify_all()
 
     def _commit(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        # One executemany per run of rows with the same statement, in order.
-        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        # One executemany per statement, each statement's rows in the order queued: rows of
+        # different statements touch different tables (runs, steps), so their relative order
+        # does not matter, and alternating runs and steps would cost an executemany a row.
+        groups: dict[str, list[tuple[Any, ...]]] = {}
         for sql, row in rows:
             encoded = tuple(v() if callable(v) else v for v in row)
-            if groups and groups[-1][0] == sql:
-                groups[-1][1].append(encoded)
+            group = groups.get(sql)
+            if group is None:
+                groups[sql] = [encoded]
             else:
-                groups.append((sql, [encoded]))
+                group.append(encoded)
         with self._store as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, group in groups:
+                for sql, group in groups.items():
                     db.executemany(sql, group)
                 db.execute("COMMIT")
             except BaseException:
