@@ -23,11 +23,13 @@ setup: $(STAMP)
 
 ## The main job: check the built-in specs, then run the support-triage workflow over the sample
 ## tickets on the simulated back-end (no API key needed; every answer is labelled SIMULATED),
-## and show the trace of the last run.
+## show the runs that wait for a person (the tickets no queue fits: a batch with waiting
+## items and no failed one exits 0) and the traces of the last runs.
 run: $(STAMP)
 	$(BIN)/microagents validate agents workflows
 	$(BIN)/microagents run workflows/support_triage.yaml --input-file examples/tickets.jsonl \
 		--out tickets.results.jsonl --backend simulate
+	$(BIN)/microagents runs list --status waiting --workflow support_triage --limit 3
 	$(BIN)/microagents trace list --limit 3
 
 lint: $(STAMP)

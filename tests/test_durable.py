@@ -19,7 +19,7 @@ import pytest
 
 import microagents as ma
 from cli_runner import run_cli
-from microagents.errors import AnswerRefused, ReplayMismatch
+from microagents.errors import AnswerRefused, ReplayMismatch, ToolDecisionNeeded
 from microagents.runtime import Engine, SQLiteJournal
 from microagents.testing import FakeAnthropicServer, Fault, ServerRateLimits
 from test_batch import AGENT, read_lines, write_items
@@ -122,6 +122,54 @@ def test_a_waiting_run_refuses_a_bad_answer_and_completes_with_a_good_one(
     assert calls(fake_anthropic) == 1  # the label was paid once
 
 
+def test_a_resumed_runs_span_links_to_the_earlier_attempts_run_span(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    project(tmp_path)
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "reviewed.yaml")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tiers = ma.models.TierTable().with_tier("haiku", limits=ma.models.RateLimits(None, None, None))
+
+    async def main() -> tuple[ma.RunResult, ma.RunResult]:
+        model = ma.models.anthropic_model(
+            api_key="test-key", base_url=fake_anthropic.base_url, tiers=tiers
+        )
+        tracing = ma.tracing.Tracing.from_provider(provider)
+        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+        async with Engine(model, tiers=tiers, tracing=tracing, journal=journal) as engine:
+            waiting = await engine.run(workflow, {"text": "a parcel"})
+            return waiting, await engine.resume(waiting.run_id, answer={"approved": True})
+
+    waiting, done = anyio.run(main)
+
+    runs = [s for s in exporter.get_finished_spans() if s.name == "invoke_workflow reviewed"]
+    first, resumed = runs
+    assert format(first.context.trace_id, "032x") == waiting.trace_id
+    assert format(resumed.context.trace_id, "032x") == done.trace_id != waiting.trace_id
+    (link,) = resumed.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        first.context.trace_id,
+        first.context.span_id,
+    )
+    assert link.attributes == {"microagents.link.type": "earlier_attempt"}
+    attributes = resumed.attributes or {}
+    assert attributes["microagents.run.attempt"] == 2
+    assert attributes["microagents.run.resumed_from"] == waiting.trace_id
+    assert not first.links
+    assert "microagents.run.attempt" not in (first.attributes or {})
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert [(s.attributes or {}).get("microagents.replayed", False) for s in chats] == [
+        False,
+        True,
+    ]
+
+
 def test_a_changed_prompt_stops_the_resume_naming_the_node(
     tmp_path: Path, fake_anthropic: FakeAnthropicServer
 ) -> None:
@@ -187,6 +235,11 @@ def test_human_node_from_the_command_line_exits_3_and_resumes_with_an_answer(
     assert code == 0, err
     assert json.loads(out)["output"]["approved"] is True
     assert calls(fake_anthropic) == 1
+
+    # `runs show` says which steps came from the journal (`trace show`: the kill -9 test).
+    code, out, _ = run_cli(["runs", "show", run_id], capsys)
+    assert "2 came from the journal in attempt 2" in out
+    assert "label#1/haiku/1  model  attempt 1 replayed" in out
 
 
 # -- killed with SIGKILL, in a real process --------------------------------------------------
@@ -295,3 +348,113 @@ def test_a_single_text_to_sql_run_killed_between_calls_resumes_from_the_command_
     assert json.loads(resumed.stdout)["output"]["rows"] == QUESTIONS[0]["answer"]["rows"]
     # The writer's recorded call was not made again: only the reviewer's.
     assert calls(slow_api) - before == 1
+
+    # The resumed run's trace says so, and where the earlier attempt's trace is.
+    shown = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "trace", "show", run_id],
+        cwd=ROOT, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "attempt 2: resumed from trace" in shown.stdout
+    hops = shown.stdout.split("hop", 1)[1].splitlines()
+    assert sum("replayed from the journal" in hop for hop in hops) == 1  # the writer's call
+
+
+# -- a tool that had started when the process died ---------------------------------------------
+
+CHARGED = """\
+name: charged
+version: 1.0.0
+description: Label an item, then charge for it (a tool that must not run twice unasked).
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: label
+nodes:
+  label: {agent: labeller@^1, input: {text: "{{ input.text }}"}}
+  charge: {tool: billing.charge, input: {label: "{{ nodes.label.output.label }}"}}
+edges:
+  - {from: label, to: charge}
+output:
+  charged: "{{ nodes.charge.output.charged }}"
+"""
+
+CHARGES = '''\
+import os
+import time
+
+from microagents import tool
+
+
+@tool(name="billing.charge")
+def charge(label: str) -> dict[str, str]:
+    """Charge the customer: not idempotent, a second call is a second charge."""
+    with open(os.environ["CHARGES_LOG"], "a", encoding="utf-8") as log:
+        log.write(label + "\\n")
+    if os.environ.get("CHARGE_HANGS"):
+        time.sleep(60)  # killed in here
+    return {"charged": label}
+'''
+
+
+def test_a_tool_that_started_before_a_crash_stops_the_resume_until_rerun_is_asked_for(
+    tmp_path: Path, slow_api: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    (tmp_path / "workflows" / "charged.yaml").write_text(CHARGED, encoding="utf-8")
+    (tmp_path / "charges.py").write_text(CHARGES, encoding="utf-8")
+    charges = tmp_path / "charges.log"
+    env = {**cli_env(tmp_path, slow_api), "CHARGES_LOG": str(charges)}
+    command = [sys.executable, "-c", RUN_CLI, "run", "workflows/charged.yaml", "--tools",
+               "charges", "--input", '{"text": "a parcel"}']  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env={**env, "CHARGE_HANGS": "1"}, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not charges.exists():  # the tool has started: its start is recorded, durably
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    journal = tmp_path / "home" / "journal.sqlite3"
+    with sqlite3.connect(journal) as db:
+        ((run_id,),) = db.execute("SELECT run_id FROM runs").fetchall()
+        started = db.execute("SELECT key FROM steps WHERE kind = 'tool' AND result IS NULL")
+        ((step,),) = started.fetchall()
+    assert step == "charge#1/1"
+
+    def resume(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", RUN_CLI, "runs", "resume", run_id, *options],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    refused = resume()
+    assert refused.returncode == 2, refused.stderr  # a decision for the user, as bad input
+    assert "MA903" in refused.stderr
+    assert "tool 'billing.charge' (node 'charge', step charge#1/1)" in refused.stderr
+    assert "--rerun-tools" in refused.stderr
+
+    # The Python API stops the same way, naming the call.
+    monkeypatch.setenv("MICROAGENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tools = ma.Project.tools_from_modules(["charges"])
+    workflow = ma.Project(tmp_path, tools=tools).load_workflow(tmp_path / "workflows/charged.yaml")
+
+    async def python_resume() -> None:
+        async with engine_on(slow_api, journal) as engine:
+            await engine.resume(run_id, workflow=workflow)
+
+    with pytest.raises(ToolDecisionNeeded) as stopped:
+        anyio.run(python_resume)
+    assert (stopped.value.tool, stopped.value.node) == ("billing.charge", "charge")
+    assert len(charges.read_text().splitlines()) == 1  # not called again
+
+    paid = calls(slow_api)
+    done = resume("--rerun-tools")
+    assert done.returncode == 0, done.stderr
+    label = json.loads(done.stdout)["output"]["charged"]
+    assert charges.read_text().splitlines() == [label, label]  # charged again, as asked
+    assert calls(slow_api) == paid  # the label came from the journal

@@ -163,9 +163,9 @@ def test_the_store_keeps_exactly_what_exporters_see(project: ma.Project) -> None
     stored = [span.to_json() for span in TraceStore().get_trace(result.run_id)]
     processor.shutdown()
     assert sorted((s["name"], s["kind"], len(s["events"])) for s in exported) == [
+        ("ask_human human_review", "INTERNAL", 0),  # where the run waits for a person
         ("chat claude-haiku-4-5", "CLIENT", 0),
         ("chat claude-sonnet-4-6", "CLIENT", 0),
-        ("execute_tool human_review (review.enqueue)", "INTERNAL", 0),
         ("invoke_agent route (router) ⤴ sonnet", "INTERNAL", 1),  # the escalation
         ("invoke_workflow support_triage", "INTERNAL", 0),
     ]

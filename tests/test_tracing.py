@@ -16,6 +16,7 @@ from syrupy.assertion import SnapshotAssertion
 
 import microagents as ma
 from microagents.models._protocol import ModelRequest, ModelResponse, ToolUseBlock, Usage
+from microagents.runtime import SQLiteJournal
 from microagents.runtime._engine import Engine
 from microagents.testing import FakeModel
 from microagents.tracing._tracing import Tracing
@@ -38,7 +39,7 @@ def tracing_to(exporter: InMemorySpanExporter, *, capture_content: bool = False)
 
 
 def triage_script(request: ModelRequest) -> ModelResponse:
-    """The router is unsure on haiku (escalation), sure on sonnet: 'other' → review tool."""
+    """The router is unsure on haiku (escalation), sure on sonnet: 'other' → a person."""
     unsure = request.model == "claude-haiku-4-5"
     output = {"category": "other", "confidence": 0.3 if unsure else 0.9, "reason": "a poem"}
     block = ToolUseBlock("toolu_1", "final_answer", output)
@@ -52,8 +53,9 @@ def run_triage(project: ma.Project, tracing: Tracing) -> ma.RunResult:
     workflow = project.load_workflow("workflows/support_triage.yaml")
 
     async def main() -> ma.RunResult:
-        async with Engine(FakeModel(triage_script), tracing=tracing) as engine:
-            return await engine.run(workflow, {"ticket": "Write me a poem about invoices."})
+        # Journaled: `other` goes to `human_review`, a human node, where the run waits.
+        async with Engine(FakeModel(triage_script), tracing=tracing, journal=SQLiteJournal()) as e:
+            return await e.run(workflow, {"ticket": "Write me a poem about invoices."})
 
     return anyio.run(main)
 
@@ -88,14 +90,14 @@ def test_support_triage_span_tree(
     project: ma.Project, spans: InMemorySpanExporter, snapshot: SnapshotAssertion
 ) -> None:
     result = run_triage(project, tracing_to(spans))
-    assert result.ok, result.error
+    assert result.status == "waiting", result.error
     assert result.trace_id is not None
     rendered = tree(spans.get_finished_spans())
     assert rendered == snapshot
     (root,) = rendered
     assert root["name"] == "invoke_workflow support_triage"
     assert root["attributes"]["openinference.span.kind"] == "CHAIN"
-    agent, tool = root["children"]
+    agent, human = root["children"]
     # The node's id and the agent it runs; the climb in the name, where a viewer's tree shows it.
     assert agent["name"] == "invoke_agent route (router) ⤴ sonnet"
     assert agent["attributes"]["microagents.escalated"] is True
@@ -104,11 +106,14 @@ def test_support_triage_span_tree(
         "chat claude-sonnet-4-6",
     ]
     assert agent["events"][0]["microagents.escalation.trigger"] == "low_confidence"
-    assert tool["name"] == "execute_tool human_review (review.enqueue)"
-    every = [root, agent, tool, *agent["children"]]
-    assert {span["status"] for span in every} == {"OK"}
+    # The run waits for a person: neither an error nor done.
+    assert human["name"] == "ask_human human_review"
+    assert root["attributes"]["microagents.run.waiting_for"] == "human_review"
+    assert {span["status"] for span in [agent, *agent["children"]]} == {"OK"}
+    assert {span["status"] for span in [root, human]} == {"UNSET"}
+    every = [root, agent, human, *agent["children"]]
     assert [span["attributes"]["openinference.span.kind"] for span in every] == [
-        "CHAIN", "AGENT", "TOOL", "LLM", "LLM",
+        "CHAIN", "AGENT", "CHAIN", "LLM", "LLM",
     ]  # fmt: skip
     assert format(spans.get_finished_spans()[-1].context.trace_id, "032x") == result.trace_id
 
@@ -148,9 +153,10 @@ def test_a_fake_api_key_never_reaches_a_span_or_a_log_line(
 
     async def main() -> None:
         model = anthropic_model(base_url=fake_anthropic.base_url)
-        async with Engine(model, tracing=tracing_to(spans, capture_content=True)) as engine:
+        tracing = tracing_to(spans, capture_content=True)
+        async with Engine(model, tracing=tracing, journal=SQLiteJournal()) as engine:
             result = await engine.run(workflow, {"ticket": "hello"})
-            assert result.ok, result.error
+            assert result.status == "waiting", result.error
 
     anyio.run(main)
     dumped = json.dumps(
@@ -391,8 +397,9 @@ with FakeAnthropicServer() as server:
 
     async def main():
         model = ma.models.anthropic_model(api_key="test-key", base_url=server.base_url)
-        async with ma.Engine(model, tracing=ma.tracing.Tracing.from_provider(provider)) as engine:
-            assert (await engine.run(workflow, {"ticket": "hello"})).ok
+        tracing = ma.tracing.Tracing.from_provider(provider)
+        async with ma.Engine(model, tracing=tracing, journal=ma.runtime.SQLiteJournal()) as engine:
+            assert (await engine.run(workflow, {"ticket": "hello"})).status == "waiting"
 
     anyio.run(main)
 print(json.dumps([
@@ -690,12 +697,12 @@ def test_a_streamed_model_call_is_recorded_like_any_other(
     async def main() -> ma.RunResult:
         model = anthropic_model(api_key="test-key", base_url=fake_anthropic.base_url)
         tracing = tracing_to(spans, capture_content=True)
-        async with Engine(model, tracing=tracing) as engine:
+        async with Engine(model, tracing=tracing, journal=SQLiteJournal()) as engine:
             return await engine.run(
                 workflow, {"ticket": "A poem?"}, on_event=events.append, deltas=True
             )
 
-    assert anyio.run(main).ok
+    assert anyio.run(main).status == "waiting"
     assert fake_anthropic.requests[0].stream  # the call was streamed
     (chat,) = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
     attributes = chat.attributes or {}

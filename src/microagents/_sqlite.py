@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -41,10 +42,17 @@ class StoreConnection:
     """
 
     def __init__(
-        self, path: Path, schema: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+        self,
+        path: Path,
+        schema: str,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self.path = path
         self._schema = schema
+        self._migrate = migrate
+        """Brings a file made by an older version up to `schema`, once per connection."""
         self._synchronous: Literal["NORMAL", "FULL"] = synchronous
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
@@ -53,9 +61,10 @@ class StoreConnection:
         self._lock.acquire()
         try:
             if self._connection is None:
-                self._connection = open_store(
-                    self.path, self._schema, synchronous=self._synchronous
-                )
+                connection = open_store(self.path, self._schema, synchronous=self._synchronous)
+                if self._migrate is not None:
+                    self._migrate(connection)
+                self._connection = connection
         except BaseException:
             self._lock.release()
             raise

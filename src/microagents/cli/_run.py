@@ -450,9 +450,17 @@ def _run_batch(
         click.echo(f"traces: microagents trace list --workflow {workflow.name}", err=True)
     if summary.batch_api is not None and summary.batch_api.in_flight:
         return EXIT_OK  # detached: `--resume` collects
-    if summary.waiting and summary.failed == 0 and not summary.stopped_by_budget:
-        return EXIT_WAITING  # `microagents runs list --status waiting` lists them
-    return EXIT_OK if summary.all_ok else EXIT_FAILED
+    if summary.waiting:
+        items = f"{summary.waiting} items wait" if summary.waiting > 1 else "1 item waits"
+        click.echo(
+            f"waiting: {items} for a person: microagents runs list --status waiting "
+            f"--workflow {workflow.name}\nanswer each with microagents runs resume RUN_ID "
+            "--answer JSON, then run this batch again with --resume to complete their lines",
+            err=True,
+        )
+    # An item routed to a person is the workflow doing its job, not a failure: a batch with
+    # waiting items and no failed ones exits 0 (a single waiting run exits 3, having no output).
+    return EXIT_OK if summary.all_ok_or_waiting else EXIT_FAILED
 
 
 async def _cancel_on_interrupt(scope: anyio.CancelScope) -> None:

@@ -68,10 +68,15 @@ def show(run_id: str, as_json: bool) -> int:
         click.echo(f"waiting at node '{record.waiting.node}': {record.waiting.question}")
         click.echo(f"answer schema: {json.dumps(dict(record.waiting.schema))}")
         click.echo(f"answer it: microagents runs resume {record.run_id} --answer 'JSON'")
-    click.echo(f"{len(steps)} recorded steps (a resume replays them without a call):")
+    replayed = sum(1 for step in steps if step["replayed"])
+    click.echo(
+        f"{len(steps)} recorded steps (a resume replays them without a call)"
+        + (f"; {replayed} came from the journal in attempt {record.attempts}:" if replayed else ":")
+    )
     for step in steps:
         state = "" if step["finished"] else "  (started, no result)"
-        click.echo(f"  {step['key']}  {step['kind']}{state}")
+        origin = "replayed" if step["replayed"] else "live"
+        click.echo(f"  {step['key']}  {step['kind']}  attempt {step['attempt']} {origin}{state}")
     return EXIT_OK
 
 
@@ -208,8 +213,15 @@ async def _existing(journal: Any, run_id: str) -> RunRecord:
 async def _run_and_steps(journal: Any, run_id: str) -> tuple[RunRecord, list[dict[str, Any]]]:
     record = await _existing(journal, run_id)
     steps = await journal.steps(record.run_id)
+    # A step recorded by an earlier attempt came from the journal in the last one.
     listed = [
-        {"key": s.key, "kind": s.kind, "finished": s.result is not None}
+        {
+            "key": s.key,
+            "kind": s.kind,
+            "finished": s.result is not None,
+            "attempt": s.attempt,
+            "replayed": s.attempt < record.attempts and s.result is not None,
+        }
         for s in sorted(steps.values(), key=lambda s: s.key)
     ]
     return record, listed
@@ -224,6 +236,7 @@ def _record_json(record: RunRecord, steps: list[dict[str, Any]]) -> dict[str, An
         "input": dict(record.input),
         "error": record.error,
         "trace_id": record.trace,
+        "span_id": record.span,
         "batch": record.batch,
         "waiting_for": record.waiting.to_json() if record.waiting is not None else None,
         "steps": steps,

@@ -277,6 +277,8 @@ def _label(span: SpanRecord) -> str:
         label = _named("tool", node, attributes.get(sc.TOOL_NAME))
     elif operation == sc.OP_WORKFLOW and node is not None:
         label = f"subflow {node}"
+    elif operation == sc.OP_HUMAN:
+        label = f"person {node}"
     else:
         return span.name  # a span of someone else's instrumentation (a tool's HTTP call...)
     item = attributes.get(sc.ITEM_INDEX)
@@ -341,6 +343,8 @@ def _tokens(span: SpanRecord) -> str:
 def _flags(span: SpanRecord, simulated_run: bool) -> str:
     attributes = span.attributes
     flags: list[str] = []
+    if attributes.get(sc.REPLAYED):
+        flags.append("replayed from the journal")
     if attributes.get(sc.CACHE_HIT):
         flags.append("cache hit")
     cache_read = attributes.get(sc.USAGE_CACHE_READ)
@@ -399,7 +403,20 @@ def _header(run: RunRecord | None, spans: Sequence[SpanRecord]) -> list[Text]:
         + (f" ({read / total:.0%} from the prompt cache)" if read and total else "")
         + f" · {cost} · {escalations}"
     )
-    return [title, summary, Text(f"trace {run.trace_id}", style="dim")]
+    lines = [title, summary, Text(f"trace {run.trace_id}", style="dim")]
+    # Only a resumed run's span has an attempt number.
+    resumed = next((s.attributes for s in spans if s.attributes.get(sc.RUN_ATTEMPT)), None)
+    if resumed is not None:
+        replayed = sum(1 for a in calls if a.get(sc.REPLAYED))
+        lines.append(
+            Text(
+                f"attempt {resumed[sc.RUN_ATTEMPT]}: resumed from trace "
+                f"{resumed.get(sc.RUN_RESUMED_FROM)} (its run span is linked) · {replayed} of "
+                f"{len(calls)} model calls replayed from the journal, no call made",
+                style="dim",
+            )
+        )
+    return lines
 
 
 _CONTENT_KEYS = (

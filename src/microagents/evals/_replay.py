@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -318,7 +318,9 @@ class _ReplayJournal(RunJournal):
             self.live_tools[node] += 1
         return None
 
-    def record(self, key: str, kind: str, signature: str, result: object) -> None:
+    def record(
+        self, key: str, kind: str, signature: str | Callable[[], str], result: object
+    ) -> None:
         """A replay is not recorded."""
 
 

@@ -44,6 +44,8 @@ def _node_lines(node: CompiledNode) -> list[str]:
             lines.append("escalates on " + ", ".join(node.escalation.on))
     elif node.kind == "tool":
         lines.append(f"tool {node.target}")
+    elif node.kind == "human":
+        lines.append("asks a person, waits")
     else:
         lines.append(f"workflow {node.target}")
     if node.mapped:
@@ -72,8 +74,9 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(workflow: CompiledWorkflow) -> str:
-    """A Mermaid flowchart: agents as boxes, tools as subroutines, sub-workflows as hexagons;
-    conditional edges labelled, escalation loops dotted, map/fan-in edges thick."""
+    """A Mermaid flowchart: agents as boxes, tools as subroutines, sub-workflows as hexagons,
+    human nodes as parallelograms; conditional edges labelled, escalation loops dotted,
+    map/fan-in edges thick."""
     spec = workflow.spec
     _mid = _mermaid_ids(list(workflow.graph.nodes)).__getitem__
     out = [
@@ -90,6 +93,8 @@ def to_mermaid(workflow: CompiledWorkflow) -> str:
             out.append(f'    {_mid(node_id)}["{label}"]')
         elif node.kind == "tool":
             out.append(f'    {_mid(node_id)}[["{label}"]]')
+        elif node.kind == "human":  # a parallelogram: manual input, in flowchart convention
+            out.append(f'    {_mid(node_id)}[/"{label}"/]')
         else:
             out.append(f'    {_mid(node_id)}{{{{"{label}"}}}}')
     out.append(f'    {END}(["output"])')
@@ -127,7 +132,7 @@ def to_dot(workflow: CompiledWorkflow) -> str:
         f'    {START} [label="input", shape=oval];',
         f'    {END} [label="output", shape=oval];',
     ]
-    shapes = {"agent": "box", "tool": "component", "workflow": "hexagon"}
+    shapes = {"agent": "box", "tool": "component", "workflow": "hexagon", "human": "parallelogram"}
     for node_id in workflow.graph.nodes:
         node = workflow.nodes[node_id]
         label = "\\n".join(_dot_text(line) for line in _node_lines(node))

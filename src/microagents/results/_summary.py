@@ -389,6 +389,16 @@ class BatchSummary:
             and not self.interrupted
         )
 
+    @property
+    def all_ok_or_waiting(self) -> bool:
+        """As `all_ok`, but items waiting for a person count as done: the batch exits 0."""
+        return (
+            self.failed == 0
+            and self.resumed_failed == 0
+            and not self.stopped_by_budget
+            and not self.interrupted
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures."""
         return {

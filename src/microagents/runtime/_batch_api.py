@@ -81,7 +81,8 @@ class BatchApiModel:
         step = CURRENT_STEP.get()
         if run is None or step is None or self.batch is None:
             return await self.backend.complete(request)
-        key, signature = step
+        key, signed = step
+        signature = signed if isinstance(signed, str) else signed()
         cid = custom_id(run.run_id, key)
         node = request.metadata.get("node", "")
         known = self.states.get(cid)

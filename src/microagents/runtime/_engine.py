@@ -217,11 +217,19 @@ class Engine:
     ) -> RunResult:
         store = self.journal
         assert store is not None
-        earlier = await store.run(run.run_id) if resume else None
-        recorded = await store.steps(run.run_id) if earlier is not None else None
+        earlier, recorded = await store.resumable(run.run_id) if resume else (None, None)
+        attempt = earlier.attempts + 1 if earlier is not None else 1
         journal = RunJournal(
-            store, run.run_id, recorded, rerun_changed=rerun_changed, rerun_tools=rerun_tools
+            store,
+            run.run_id,
+            recorded,
+            rerun_changed=rerun_changed,
+            rerun_tools=rerun_tools,
+            attempt=attempt,
         )
+        if earlier is not None and earlier.trace and earlier.span:
+            # The resumed run's span links to the earlier attempt's (see docs/tracing.md).
+            run.follows = (earlier.trace, earlier.span, attempt)
         now = time.time()
         record = RunRecord(
             run_id=run.run_id,
@@ -230,11 +238,17 @@ class Engine:
             input=run_input,
             started=earlier.started if earlier is not None else now,
             updated=now,
-            attempts=earlier.attempts + 1 if earlier is not None else 1,
+            attempts=attempt,
             origin={**self.origin, **(earlier.origin if earlier is not None else {})},
             batch=(labels or {}).get("batch"),
         )
-        store.record_run(record)
+        if self.tracing is None:
+            store.record_run(record)
+        else:
+            # Recorded with its span's ids, so that a resume after a crash links to this run.
+            run.on_span = lambda: store.record_run(
+                replace(record, trace=run.trace_id, span=run.span_id)
+            )
         token = CURRENT_RUN.set(journal)
         try:
             try:
@@ -256,6 +270,7 @@ class Engine:
                 waiting=result.waiting_for,
                 error=result.error,
                 trace=result.trace_id,
+                span=run.span_id,
             )
         )
         if journal.replayed:
@@ -340,7 +355,9 @@ class Engine:
                 f"the answer to node '{waiting.node}' does not match its schema: "
                 f"{validation_problems(exc, 'answer')}; the run is still waiting"
             ) from None
-        store.record_step(record.run_id, waiting.step, "human", "answer", json.dumps(answer))
+        answer_json = json.dumps(answer)
+        attempt = record.attempts  # recorded by the attempt that asked; the next replays it
+        store.record_step(record.run_id, waiting.step, "human", "answer", answer_json, attempt)
         await store.durable()
 
     async def run_many(

@@ -29,9 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..errors import ReplayMismatch, RunSuspended, ToolDecisionNeeded
 from ..models._protocol import (
     ContentBlock,
+    Message,
     Model,
     ModelRequest,
     ModelResponse,
@@ -58,6 +61,7 @@ class RunJournal:
 
     __slots__ = (
         "_counters",
+        "attempt",
         "diverged",
         "recorded",
         "replayed",
@@ -75,9 +79,12 @@ class RunJournal:
         *,
         rerun_changed: bool = False,
         rerun_tools: bool = False,
+        attempt: int = 1,
     ) -> None:
         self.store = store
         self.run_id = run_id
+        self.attempt = attempt
+        """Which start of the run this is (1, then one more per resume), recorded per step."""
         self.recorded = recorded or {}
         self.replayed = 0
         self.rerun_changed = rerun_changed
@@ -108,15 +115,23 @@ class RunJournal:
         return found
 
     def record(
-        self, key: str, kind: str, signature: str, result: str | Callable[[], str] | None
+        self,
+        key: str,
+        kind: str,
+        signature: str | Callable[[], str],
+        result: str | Callable[[], str] | None,
     ) -> None:
-        self.store.record_step(self.run_id, key, kind, signature, result)
+        self.store.record_step(self.run_id, key, kind, signature, result, self.attempt)
 
 
 CURRENT_RUN: ContextVar[RunJournal | None] = ContextVar("microagents_run_journal", default=None)
 """The journal of the run this task belongs to (None: not journaled). Task groups copy it."""
 
-CURRENT_STEP: ContextVar[tuple[str, str] | None] = ContextVar("microagents_step", default=None)
+CURRENT_STEP: ContextVar[tuple[str, str | Callable[[], str]] | None] = ContextVar(
+    "microagents_step", default=None
+)
+"""The step a model call below the journal is for: its key and request signature (a callable
+on a first run, so that the writer thread, not the event loop, computes it)."""
 """The step key and request signature of the model call being made live, for the layers
 under `JournaledModel` (a Message Batches back-end names its requests after them)."""
 
@@ -167,9 +182,14 @@ class JournaledModel:
             yield event
 
     @staticmethod
-    def _replay(run: RunJournal, request: ModelRequest) -> tuple[str, str, ModelResponse | None]:
+    def _replay(
+        run: RunJournal, request: ModelRequest
+    ) -> tuple[str, str | Callable[[], str], ModelResponse | None]:
         labels = request.metadata
         key = run.next_key(f"{labels.get('step', '')}/{labels.get('tier', request.model)}")
+        if not run.recorded or run.diverged:
+            # Nothing to compare with (a first run): the writer thread hashes the request.
+            return key, partial(request_signature, request), None
         signature = request_signature(request)
         found = run.lookup(key, labels.get("node", ""), signature)
         if found is None or found.result is None:
@@ -247,9 +267,23 @@ def request_signature(request: ModelRequest) -> str:
     )
     return (
         f"o:{_digest(options)} s:{_digest(request.system or '')} "
-        f"m:{_digest(repr(request.messages))} "
+        f"m:{_digest(_messages_repr(request.messages))} "
         f"t:{_shared_digest(request.tools)}{_shared_digest(request.output_format)}"
     )
+
+
+def _messages_repr(messages: tuple[Message, ...]) -> str:
+    """`repr(messages)`, exactly (recorded signatures hash it), without the dataclass repr's
+    per-object machinery: a text block, the usual content, is written directly."""
+    written = []
+    for message in messages:
+        blocks = [
+            f"TextBlock(text={b.text!r}, type={b.type!r})" if type(b) is TextBlock else repr(b)
+            for b in message.content
+        ]
+        content = f"({', '.join(blocks)}{',' if len(blocks) == 1 else ''})"
+        written.append(f"Message(role={message.role!r}, content={content})")
+    return f"({', '.join(written)}{',' if len(written) == 1 else ''})"
 
 
 _PARTS = {"o": "the model or its settings", "s": "the system prompt", "m": "the prompt"}
@@ -294,7 +328,7 @@ def _plain(value: Any) -> Any:
 def encode_response(response: ModelResponse) -> str:
     """A response as JSON: what a replay needs to give the run the same answer and cost."""
     usage = response.usage
-    return _ENCODER.encode(
+    return orjson.dumps(
         {
             # Shallow: `asdict` deep-copies every block, and this runs once per paid step.
             "content": [_block(block) for block in response.content],
@@ -311,11 +345,9 @@ def encode_response(response: ModelResponse) -> str:
             "cost_usd": response.cost_usd,
             "cached": response.cached,
             "simulated": response.simulated,
-        }
-    )
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+        },
+        default=_plain,
+    ).decode()
 
 
 def _block(block: ContentBlock) -> dict[str, Any]:
@@ -336,7 +368,7 @@ _BLOCKS: dict[str, Callable[..., ContentBlock]] = {
 
 def decode_response(text: str) -> ModelResponse:
     """A recorded response, marked `replayed`."""
-    data = json.loads(text)
+    data = orjson.loads(text)
     content = []
     for block in data["content"]:
         kind = block.pop("type")

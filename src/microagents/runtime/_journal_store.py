@@ -28,6 +28,7 @@ Batch items keep their own, synchronous transaction (`save`): the output file fo
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     trace TEXT,
     origin TEXT,
-    batch TEXT
+    batch TEXT,
+    span TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, updated);
 CREATE INDEX IF NOT EXISTS runs_by_batch ON runs (batch);
@@ -70,6 +72,7 @@ CREATE TABLE IF NOT EXISTS steps (
     request TEXT NOT NULL,
     result TEXT,
     recorded REAL NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
@@ -106,6 +109,8 @@ class StepRecord:
     kind: str
     request: str
     result: str | None
+    attempt: int = 1
+    """The attempt of the run that recorded it: a later attempt replayed it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,8 @@ class RunRecord:
     error: str | None = None
     trace: str | None = None
     """The trace id of the last attempt (a resumed run is traced anew)."""
+    span: str | None = None
+    """The span id (hex) of the last attempt's run span: a resumed run's span links to it."""
     origin: Mapping[str, Any] = field(default_factory=dict)
     """How the run was started (the workflow file, back-end, options), for `runs resume`."""
     batch: str | None = None
@@ -185,9 +192,16 @@ class JournalStore(Protocol):
     and must return at once (queue the write); the async ones may wait for the store."""
 
     def record_step(
-        self, run_id: str, key: str, kind: str, request: str, result: str | Callable[[], str] | None
+        self,
+        run_id: str,
+        key: str,
+        kind: str,
+        request: str | Callable[[], str],
+        result: str | Callable[[], str] | None,
+        attempt: int = 1,
     ) -> None:
-        """Record one step's result (a callable is encoded off the event loop)."""
+        """Record one step's request signature and result (a callable is called off the
+        event loop), made by the run's `attempt` (1, then one more per resume)."""
         ...
 
     def record_run(self, run: RunRecord) -> None:
@@ -204,6 +218,10 @@ class JournalStore(Protocol):
 
     async def run(self, run_id: str) -> RunRecord | None:
         """The run with this id (or the one run whose id starts with it)."""
+        ...
+
+    async def resumable(self, run_id: str) -> tuple[RunRecord | None, Mapping[str, StepRecord]]:
+        """`run(run_id)` and, when found, its `steps`: what a resume reads, in one round trip."""
         ...
 
     async def runs(
@@ -251,15 +269,21 @@ class SQLiteJournal:
     ) -> None:
         self.path = Path(path) if path is not None else microagents_home() / JOURNAL_FILE
         # NORMAL in WAL survives a process crash; a batch's item saves sync (FULL) apiece.
-        self._store = StoreConnection(self.path, SCHEMA)
+        self._store = StoreConnection(self.path, SCHEMA, migrate=_migrate)
         self._writer = _Writer(self._store, commit_interval)
 
     # -- writes, queued --------------------------------------------------------------------
 
     def record_step(
-        self, run_id: str, key: str, kind: str, request: str, result: str | Callable[[], str] | None
+        self,
+        run_id: str,
+        key: str,
+        kind: str,
+        request: str | Callable[[], str],
+        result: str | Callable[[], str] | None,
+        attempt: int = 1,
     ) -> None:
-        self._writer.put(_STEP_SQL, (run_id, key, kind, request, result, time.time()))
+        self._writer.put(_STEP_SQL, (run_id, key, kind, request, result, time.time(), attempt))
 
     def record_run(self, run: RunRecord) -> None:
         waiting = json.dumps(_waiting_json(run.waiting)) if run.waiting is not None else None
@@ -276,6 +300,7 @@ class SQLiteJournal:
             run.trace,
             lambda: json.dumps(run.origin, default=str),
             run.batch,
+            run.span,
         )
         self._writer.put(_RUN_SQL, row)
 
@@ -290,6 +315,14 @@ class SQLiteJournal:
     async def run(self, run_id: str) -> RunRecord | None:
         return await anyio.to_thread.run_sync(self._run, run_id)
 
+    async def resumable(self, run_id: str) -> tuple[RunRecord | None, Mapping[str, StepRecord]]:
+        # One trip to a worker thread, not two: the trip costs more than both queries.
+        return await anyio.to_thread.run_sync(self._resumable, run_id)
+
+    def _resumable(self, run_id: str) -> tuple[RunRecord | None, dict[str, StepRecord]]:
+        found = self._run(run_id)
+        return found, self._steps(found.run_id) if found is not None else {}
+
     async def runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
     ) -> Sequence[RunRecord]:
@@ -298,9 +331,9 @@ class SQLiteJournal:
     def _steps(self, run_id: str) -> dict[str, StepRecord]:
         with self._store as db:
             rows = db.execute(
-                "SELECT key, kind, request, result FROM steps WHERE run_id = ?", (run_id,)
+                "SELECT key, kind, request, result, attempt FROM steps WHERE run_id = ?", (run_id,)
             )
-            return {key: StepRecord(key, kind, req, res) for key, kind, req, res in rows}
+            return {row[0]: StepRecord(*row) for row in rows}
 
     def _run(self, run_id: str) -> RunRecord | None:
         with self._store as db:
@@ -441,19 +474,30 @@ class SQLiteJournal:
 
 
 _STEP_SQL = (
-    "INSERT OR REPLACE INTO steps (run_id, key, kind, request, result, recorded) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO steps (run_id, key, kind, request, result, recorded, attempt) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _RUN_COLUMNS = (
     "run_id, workflow, status, input, started, updated, attempts, waiting, error, trace, "
-    "origin, batch"
+    "origin, batch, span"
 )
 _RUN_SQL = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated = excluded.updated, "
     "attempts = excluded.attempts, waiting = excluded.waiting, error = excluded.error, "
-    "trace = COALESCE(excluded.trace, trace), origin = excluded.origin"
+    "trace = COALESCE(excluded.trace, trace), origin = excluded.origin, "
+    "span = COALESCE(excluded.span, span)"
 )
+_ADDED_COLUMNS = {"runs": {"span": "TEXT"}, "steps": {"attempt": "INTEGER NOT NULL DEFAULT 1"}}
+"""Columns newer than the journal's first release: added to a file that lacks them."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def _like_prefix(text: str) -> str:
@@ -467,7 +511,7 @@ def _waiting_json(waiting: WaitingFor) -> dict[str, Any]:
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
     (run_id, workflow, status, run_input, started, updated, attempts, waiting, error, trace,
-     origin, batch) = row  # fmt: skip
+     origin, batch, span) = row  # fmt: skip
     waiting_for = None
     if waiting is not None:
         data = json.loads(waiting)
@@ -485,6 +529,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         trace=trace,
         origin=json.loads(origin) if origin else {},
         batch=batch,
+        span=span,
     )
 
 
@@ -566,18 +611,21 @@ class _Writer:
                 self._wake.notify_all()
 
     def _commit(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        # One executemany per run of rows with the same statement, in order.
-        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        # One executemany per statement, each statement's rows in the order queued: rows of
+        # different statements touch different tables (runs, steps), so their relative order
+        # does not matter, and alternating runs and steps would cost an executemany a row.
+        groups: dict[str, list[tuple[Any, ...]]] = {}
         for sql, row in rows:
             encoded = tuple(v() if callable(v) else v for v in row)
-            if groups and groups[-1][0] == sql:
-                groups[-1][1].append(encoded)
+            group = groups.get(sql)
+            if group is None:
+                groups[sql] = [encoded]
             else:
-                groups.append((sql, [encoded]))
+                group.append(encoded)
         with self._store as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, group in groups:
+                for sql, group in groups.items():
                     db.executemany(sql, group)
                 db.execute("COMMIT")
             except BaseException:

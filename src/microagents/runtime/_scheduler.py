@@ -95,6 +95,13 @@ class WorkflowRun:
         self.run_id = run_id
         self.trace_id: str | None = None
         """Set when the run is traced: the id of the trace its spans are in."""
+        self.span_id: str | None = None
+        """Set when the run is traced: its run span's id (hex)."""
+        self.follows: tuple[str, str, int] | None = None
+        """A resumed run: the earlier attempt's trace and run span ids, and this attempt's
+        number; the run span links to that span."""
+        self.on_span: Callable[[], None] | None = None
+        """Called once the run span exists (`trace_id`, `span_id` set), before any node."""
         self.labels = labels
         self.on_event = on_event
         self.input = run_input
@@ -122,8 +129,12 @@ class WorkflowRun:
             self.run_id,
             nested=self.nested,
             batch_index=int(batch_index) if batch_index is not None else None,
+            follows=self.follows,
         ) as span:
             self.trace_id = tracing.trace_id(span)
+            self.span_id = tracing.span_id(span)
+            if self.on_span is not None:
+                self.on_span()
             result = await self._execute_run()
             tracing.finish_run(span, result)
             return result

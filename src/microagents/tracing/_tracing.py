@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -116,7 +117,7 @@ class _LightSpan(ReadableSpan):
     _kind = SpanKind.INTERNAL
     _end_time: int | None = None
     _events: Sequence[Event] = _NO_EVENTS
-    _links = ()
+    _links: tuple[Link, ...] = ()
     _status = _UNSET
     _status_code = StatusCode.UNSET.value
     _status_message: str | None = None
@@ -336,13 +337,22 @@ class Tracing:
             provider=provider,
         )
 
-    def _span(self, name: str, attributes: dict[str, Any]) -> AbstractContextManager[SpanLike]:
+    def _span(
+        self, name: str, attributes: dict[str, Any], links: tuple[Link, ...] = ()
+    ) -> AbstractContextManager[SpanLike]:
         sink = self._sink
         if sink is None:
             return self.tracer.start_as_current_span(
-                name, attributes=attributes, record_exception=False, set_status_on_exception=False
+                name,
+                attributes=attributes,
+                links=links,
+                record_exception=False,
+                set_status_on_exception=False,
             )
-        return sink.span(name, attributes)
+        span = sink.span(name, attributes)
+        if links:
+            span._links = links
+        return span
 
     def _model_call_span(
         self, name: str, attributes: dict[str, Any]
@@ -364,6 +374,13 @@ class Tracing:
         if isinstance(span, _LightSpan):
             return span._ids[0]
         return format(span.get_span_context().trace_id, "032x")
+
+    @staticmethod
+    def span_id(span: SpanLike) -> str:
+        """`span`'s own id, in hex."""
+        if isinstance(span, _LightSpan):
+            return format(span._ids[1], "016x")
+        return format(span.get_span_context().span_id, "016x")
 
     def current(self) -> SpanLike:
         """The span of the hop running now."""
@@ -388,7 +405,11 @@ class Tracing:
         *,
         nested: bool,
         batch_index: int | None,
+        follows: tuple[str, str, int] | None = None,
     ) -> AbstractContextManager[SpanLike]:
+        """A run's span; `follows` (the earlier attempt's trace and span ids in hex, and this
+        attempt's number) makes it a resumed run's: a link to the earlier run span, which
+        trace viewers show (Jaeger as a FOLLOWS_FROM reference), and the attempt number."""
         attributes: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_WORKFLOW,
             sc.SPAN_KIND: sc.KIND_CHAIN,
@@ -401,7 +422,16 @@ class Tracing:
             attributes[sc.RUN_NESTED] = True
         if batch_index is not None:
             attributes[sc.BATCH_INDEX] = batch_index
-        return self._span(f"{sc.OP_WORKFLOW} {workflow}", attributes)
+        if follows is None:
+            return self._span(f"{sc.OP_WORKFLOW} {workflow}", attributes)
+        earlier_trace, earlier_span, attempt = follows
+        attributes[sc.RUN_ATTEMPT] = attempt
+        attributes[sc.RUN_RESUMED_FROM] = earlier_trace
+        earlier = SpanContext(
+            int(earlier_trace, 16), int(earlier_span, 16), is_remote=True, trace_flags=_SAMPLED
+        )
+        link = Link(earlier, {sc.LINK_TYPE: sc.LINK_EARLIER_ATTEMPT})
+        return self._span(f"{sc.OP_WORKFLOW} {workflow}", attributes, (link,))
 
     def finish_run(self, span: SpanLike, result: RunResult) -> None:
         span.set_attributes(
@@ -701,6 +731,10 @@ def _node_head(node: CompiledNode) -> tuple[str, dict[str, Any]]:
     run one agent at several nodes, and a reader looks for the node.
     """
     kind, target = node.kind, node.target
+    if kind == "human":  # ``ask_human review``: the node is all there is to name
+        human = {sc.OPERATION_NAME: sc.OP_HUMAN, sc.SPAN_KIND: sc.KIND_CHAIN}
+        human.update({sc.NODE_KIND: kind, sc.NODE_ID: node.id})
+        return f"{sc.OP_HUMAN} {node.id}", human
     operation, name_key, span_kind = _NODE_KINDS.get(kind, _NODE_KINDS["workflow"])
     name = target.split("@", 1)[0]
     attributes: dict[str, Any] = {
