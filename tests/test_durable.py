@@ -293,7 +293,7 @@ def test_a_batch_killed_with_sigkill_pays_no_recorded_step_again(
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
-    time.sleep(0.3)  # the calls in flight at the kill reach the server's log
+    time.sleep(1.0)  # the calls in flight at the kill reach the server's log (a loaded CI too)
     before = calls(slow_api)
     recorded = recorded_model_steps(tmp_path / "home")
     assert 0 < recorded <= before
@@ -333,7 +333,7 @@ def test_a_single_text_to_sql_run_killed_between_calls_resumes_from_the_command_
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
-    time.sleep(0.5)  # the call in flight at the kill reaches the server's log
+    time.sleep(1.0)  # the call in flight at the kill reaches the server's log (a loaded CI too)
     before = calls(slow_api)
     with sqlite3.connect(home / "journal.sqlite3") as db:
         ((run_id, status),) = db.execute("SELECT run_id, status FROM runs").fetchall()
