@@ -33,8 +33,8 @@ run: $(STAMP)
 	$(BIN)/microagents trace list --limit 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)

@@ -7,6 +7,7 @@ a token), applies each model's real prompt-caching minimum, and the run is price
 prices. Never the real API: no key, no cost.
 
 Run:  python examples/moderation_fake_api.py [extra `microagents run` options]
+      (`--batch-api` runs it in Message Batches mode; the fake answers batches at once)
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def run(extra: list[str]) -> int:
             microagents(args)
         except SystemExit as done:
             code = int(done.code or 0)
-        print(f"fake API: {server.paid_calls} paid calls", file=sys.stderr)
+        batch = server.paid_batch_requests
+        print(
+            f"fake API: {server.paid_calls} paid calls"
+            + (f", {batch} paid batch requests in {len(server.batches)} batches" if batch else ""),
+            file=sys.stderr,
+        )
         return code
 
 

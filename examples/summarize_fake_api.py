@@ -107,12 +107,16 @@ def run(name: str, extra: list[str]) -> int:
     document = (DOCUMENTS / f"{name}.txt").read_text("utf-8")
     unlimited = ServerRateLimits(10**9, 10**12, 10**12)  # an account far above this run
     # Paths given here are read from where the script was started.
-    extra = [str(Path(a).resolve()) if b == "--out" else a for b, a in zip(["", *extra], extra)]
+    extra = [
+        str(Path(a).resolve()) if b == "--out" else a
+        for b, a in zip(["", *extra], extra, strict=False)
+    ]
     os.environ.setdefault("MICROAGENTS_HOME", str(Path(".microagents").resolve()))
     started_in = Path.cwd()
-    with tempfile.TemporaryDirectory() as folder, FakeAnthropicServer(
-        rate_limits=unlimited
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        FakeAnthropicServer(rate_limits=unlimited) as server,
+    ):
         server.on(answer)
         os.environ["ANTHROPIC_API_KEY"] = "fake-key"
         os.environ["ANTHROPIC_BASE_URL"] = server.base_url

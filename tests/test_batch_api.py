@@ -130,6 +130,9 @@ def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
     assert server.paid_batch_requests == 3 * 200 + 200 // 5
     cost = batch_cost(server, _tiers())
     assert summary.batch_api.cost_usd == pytest.approx(cost)
+    # Items that waited for a round are counted once in the batch's total, not once a round.
+    assert summary.total_cost_usd == pytest.approx(sum(line["cost_usd"] for line in lines))
+    assert summary.total_cost_usd == pytest.approx(cost)
     sonnet = _batch(
         workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16
     )

@@ -19,12 +19,20 @@ HERE = Path(__file__).parent
 EXAMPLES = HERE.parent
 
 BILLING = [
-    ("I was charged twice for order #{order} — two debits of ${amount} on my card. "
-     "Please refund the duplicate.", "duplicate charge"),
-    ("My invoice for order {order} shows ${amount} but the price on your site was lower. "
-     "I want the difference of ${amount} back.", "overcharge"),
-    ("I cancelled my plan but order {order} still billed me ${amount} this month. Refund it.",
-     "cancelled but still billed"),
+    (
+        "I was charged twice for order #{order} — two debits of ${amount} on my card. "
+        "Please refund the duplicate.",
+        "duplicate charge",
+    ),
+    (
+        "My invoice for order {order} shows ${amount} but the price on your site was lower. "
+        "I want the difference of ${amount} back.",
+        "overcharge",
+    ),
+    (
+        "I cancelled my plan but order {order} still billed me ${amount} this month. Refund it.",
+        "cancelled but still billed",
+    ),
 ]
 TECHNICAL = [
     "The {product} app crashes with error {code} every time I open the settings page.",
@@ -58,7 +66,10 @@ def support_triage(rng: random.Random) -> list[dict[str, Any]]:
         case: dict[str, Any] = {
             "id": f"ST-{n:03d}",
             "input": {"ticket": ticket, "id": f"ST-{n:03d}"},
-            "expected": {"output": {"category": category}, "nodes": {"route": {"category": category}}},
+            "expected": {
+                "output": {"category": category},
+                "nodes": {"route": {"category": category}},
+            },
         }
         if route_extra:
             case["expected"]["nodes"].update(route_extra)
@@ -69,8 +80,11 @@ def support_triage(rng: random.Random) -> list[dict[str, Any]]:
         order = f"A-{rng.randint(10000, 99999)}"
         amount = f"{rng.randint(5, 400)}.{rng.randint(0, 99):02d}"
         record = {"order_id": order, "amount": {"$approx": float(amount), "$tolerance": 0.005}}
-        add("billing", template.format(order=order, amount=amount),
-            {"extract_billing": {"record": record}})
+        add(
+            "billing",
+            template.format(order=order, amount=amount),
+            {"extract_billing": {"record": record}},
+        )
     for i in range(50):
         code = f"E{rng.randint(100, 999)}"
         ticket = TECHNICAL[i % len(TECHNICAL)].format(product=rng.choice(PRODUCTS), code=code)
@@ -81,8 +95,11 @@ def support_triage(rng: random.Random) -> list[dict[str, Any]]:
     for i in range(45):
         order = f"B-{rng.randint(10000, 99999)}"
         tracking = f"1Z{rng.randint(10**9, 10**10 - 1)}"
-        add("shipping", SHIPPING[i % len(SHIPPING)].format(order=order, tracking=tracking),
-            {"extract_shipping": {"record": {"order_id": order, "tracking_number": tracking}}})
+        add(
+            "shipping",
+            SHIPPING[i % len(SHIPPING)].format(order=order, tracking=tracking),
+            {"extract_shipping": {"record": {"order_id": order, "tracking_number": tracking}}},
+        )
     for i in range(20):
         add("other", OTHER[i % len(OTHER)])
     return cases
@@ -99,7 +116,10 @@ def invoices() -> list[dict[str, Any]]:
             record["invoice_number"] = number.group(1)
         total = re.search(r"TOTAL[^\n\d]*([\d,]+\.\d\d)\s*$", text, re.I | re.M)
         if total:
-            record["total"] = {"$approx": float(total.group(1).replace(",", "")), "$tolerance": 0.01}
+            record["total"] = {
+                "$approx": float(total.group(1).replace(",", "")),
+                "$tolerance": 0.01,
+            }
         expected = {"output": {"id": invoice["id"], "record": record}}
         cases.append({"id": invoice["id"], "input": invoice, "expected": expected})
     return cases
@@ -109,12 +129,16 @@ def text_to_sql() -> list[dict[str, Any]]:
     cases = []
     for line in (EXAMPLES / "sql_questions.jsonl").read_text(encoding="utf-8").splitlines():
         q = json.loads(line)
-        cases.append({
-            "id": q["id"],
-            "input": {"id": q["id"], "question": q["question"], "tenant_id": q["tenant_id"]},
-            "expected": {"output": {"columns": q["answer"]["columns"], "rows": q["answer"]["rows"]}},
-            "metadata": {"reference_sql": q["sql"]},
-        })
+        cases.append(
+            {
+                "id": q["id"],
+                "input": {"id": q["id"], "question": q["question"], "tenant_id": q["tenant_id"]},
+                "expected": {
+                    "output": {"columns": q["answer"]["columns"], "rows": q["answer"]["rows"]}
+                },
+                "metadata": {"reference_sql": q["sql"]},
+            }
+        )
     return cases
 
 

@@ -395,7 +395,10 @@ class SQLiteJournal:
                 finished, ok, failed, waiting, cost, last_seq = db.execute(
                     "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), "
                     "COALESCE(SUM(status = 'failed'), 0), COALESCE(SUM(status = 'waiting'), 0), "
-                    "TOTAL(cost_usd), COALESCE(MAX(seq), 0) FROM items WHERE batch = ?",
+                    # A waiting item runs again and reports its whole cost then (replayed
+                    # steps included), so what it cost so far is not counted twice.
+                    "TOTAL(CASE WHEN status != 'waiting' THEN cost_usd END), "
+                    "COALESCE(MAX(seq), 0) FROM items WHERE batch = ?",
                     (batch,),
                 ).fetchone()
                 meta = db.execute(
