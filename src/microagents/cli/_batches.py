@@ -243,9 +243,15 @@ def collect(
         )
         workflow = project.load_workflow(Path(origin["workflow"]))
         if batch_key(workflow, input_file) != key:
+            where = (
+                ""
+                if input_file.is_absolute()
+                else f", or the input path {input_file} is relative to another folder (run "
+                "collect from the folder `microagents run` ran in)"
+            )
             raise MicroagentsError(
-                f"the workflow {origin['workflow']} or its agents changed since batch {key} "
-                f"({label}) was submitted: its calls would not replay"
+                f"batch {key} ({label}) cannot be collected: the workflow {origin['workflow']} "
+                f"or its agents changed since it was submitted{where}"
             )
         tiers = TierTable.load()
         engine = _engine(
