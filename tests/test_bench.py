@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from bench import concurrency, http_e2e, model_costs, overhead, scale, tracing_cost
+from bench import batch_scale, concurrency, http_e2e, model_costs, overhead, scale, tracing_cost
 from bench._workload import (
     ANSWERS,
     TICKET,
@@ -21,7 +21,7 @@ from bench._workload import (
 )
 
 import microagents as ma
-from microagents.testing import FakeAnthropicServer, Reply, ServerRateLimits
+from microagents.testing import BatchSettings, FakeAnthropicServer, Reply, ServerRateLimits
 
 
 def test_overhead_contenders_run_and_the_store_gets_every_span() -> None:
@@ -63,6 +63,17 @@ def test_scale_children_write_one_line_per_item(tmp_path: Path) -> None:
     for contender in ("batch", "plain"):
         lines = (tmp_path / contender / "out.jsonl").read_text().splitlines()
         assert len(lines) == 120
+
+
+def test_batch_scale_contenders_write_one_line_per_item(tmp_path: Path) -> None:
+    with FakeAnthropicServer(batches=BatchSettings(processing_seconds=0.02)) as server:
+        server.on(Reply.structured(ANSWERS["router"]), message_contains="Route:")
+        for mode in ("batch", "standard"):
+            (tmp_path / mode).mkdir()
+            figures = batch_scale.child(mode, 40, server.base_url, tmp_path / mode)
+            assert figures["cpu"] > 0
+            assert figures["rounds"] == (1 if mode == "batch" else 0)
+            assert len((tmp_path / mode / "out.jsonl").read_text().splitlines()) == 40
 
 
 def test_http_contenders_run_against_the_fake_server() -> None:

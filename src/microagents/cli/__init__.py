@@ -15,6 +15,7 @@ import click
 
 from ..errors import MicroagentsError, RegistryError, SpecError
 from ._agents import agents as agents_group
+from ._batches import batches as batches_group
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL_ERROR,
@@ -130,6 +131,7 @@ def schema(kind: str) -> None:
 for command in (
     run_command,
     runs_group,
+    batches_group,
     agents_group,
     lock_command,
     trace_group,

@@ -9,7 +9,8 @@ Two tables in the journal's SQLite file (so that one file holds everything a res
   batch being created), ``submitted`` (in a Message Batch), ``done`` (its result is in the
   journal) or ``failed`` (errored past the retry policy, expired past the limit, canceled);
 - ``message_batches``: every Message Batch created for a microagents batch, with its round,
-  size and state (``submitting``, ``in_progress``, ``collected``).
+  size and state (``submitting``, ``in_progress``, ``canceling`` — asked to cancel through
+  `microagents batches cancel`, collected as usual — or ``collected``).
 
 A batch is created in three commits, so that a kill -9 at any moment never creates it twice:
 the intent (its calls marked ``submitting`` under a provisional id), then the API call, then
@@ -288,6 +289,39 @@ class BatchCallStore:
             MessageBatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _counts(r[7]))
             for r in rows
         ]
+
+    def calls_of(self, batch_id: str) -> list[tuple[str, str, str, str, str | None, str | None]]:
+        """The calls of one Message Batch: (custom id, run id, node, state, outcome, error)."""
+        with self._store as db:
+            rows = db.execute(
+                "SELECT custom_id, run_id, node, state, outcome, error FROM batch_calls "
+                "WHERE message_batch = ? ORDER BY custom_id",
+                (batch_id,),
+            ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def cancel(self, batch_id: str) -> bool:
+        """Record that `batch_id` was asked to cancel (``canceling``): collected as usual,
+        its canceled requests fail their items. False if it is not in flight."""
+        with self._store as db:
+            changed = db.execute(
+                "UPDATE message_batches SET status = 'canceling' "
+                "WHERE id = ? AND status = 'in_progress'",
+                (batch_id,),
+            ).rowcount
+        return bool(changed)
+
+    def origins(self) -> list[tuple[str, str, str | None, str | None]]:
+        """Every microagents batch with a Message Batch not collected yet: (batch key, label,
+        out path, origin JSON of one of its runs), from the journal's tables in this file."""
+        with self._store as db:
+            rows = db.execute(
+                "SELECT k.batch, COALESCE(b.label, ''), b.out_path, "
+                "(SELECT origin FROM runs r WHERE r.batch = k.batch LIMIT 1) "
+                "FROM (SELECT DISTINCT batch FROM message_batches WHERE status != 'collected') k "
+                "LEFT JOIN batches b ON b.batch = k.batch ORDER BY k.batch"
+            ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def submitted(self, batch_id: str) -> dict[str, Submitted]:
         with self._store as db:

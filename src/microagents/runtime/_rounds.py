@@ -274,9 +274,11 @@ class RoundDriver:
 
     async def _collect(self) -> None:
         await self._recover()
-        in_flight = await anyio.to_thread.run_sync(
-            lambda: self.calls.message_batches(self.batch, "in_progress")
-        )
+        in_flight = [
+            record
+            for record in await anyio.to_thread.run_sync(self.calls.message_batches, self.batch)
+            if record.status in ("in_progress", "canceling")
+        ]
         if not in_flight:
             return
         client = self.layer.backend.client
