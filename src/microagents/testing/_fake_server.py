@@ -44,6 +44,7 @@ from ._fake_script import (
     Match,
     ReceivedRequest,
     RecordedRequest,
+    RenderedReply,
     Reply,
     ReplyFunction,
     RequestPredicate,
@@ -52,6 +53,7 @@ from ._fake_script import (
     render_reply,
 )
 from ._fake_wire import (
+    CachePlan,
     Json,
     PromptCache,
     RateMeter,
@@ -436,27 +438,7 @@ class FakeAnthropicServer:
             self._cache.commit(plan)
             self._meter.record(counted_input, rendered.output_tokens)
             headers = {"request-id": request_id, **self._meter.headers()}
-            message: Json = {
-                "id": self._new_id("msg_01", 22),
-                "type": "message",
-                "role": "assistant",
-                "model": request.model,
-                "content": rendered.content,
-                "stop_reason": rendered.stop_reason,
-                "stop_sequence": rendered.stop_sequence,
-                "usage": {
-                    "input_tokens": plan.input_tokens,
-                    "cache_creation_input_tokens": plan.cache_creation_input_tokens,
-                    "cache_read_input_tokens": plan.cache_read_input_tokens,
-                    "cache_creation": {
-                        "ephemeral_5m_input_tokens": plan.cache_creation_input_tokens
-                        - plan.cache_creation_1h_input_tokens,
-                        "ephemeral_1h_input_tokens": plan.cache_creation_1h_input_tokens,
-                    },
-                    "output_tokens": rendered.output_tokens,
-                    "service_tier": "standard",
-                },
-            }
+            message = self._message(request, plan, rendered, "standard")
         if fault is not None and fault.kind == "stream_error":
             error = error_body(fault.error_type, fault.message, request_id)
             return _StreamAnswer(headers, stream_error_events(message, error))
@@ -500,6 +482,12 @@ class FakeAnthropicServer:
         rendered = render_reply(request, reply, self._new_id)
         with self._lock:
             self._cache.commit(plan)
+        return self._message(request, plan, rendered, "batch")
+
+    def _message(
+        self, request: ReceivedRequest, plan: CachePlan, rendered: RenderedReply, tier: str
+    ) -> Json:
+        """The Message object of a reply, with its usage as the prompt cache planned it."""
         return {
             "id": self._new_id("msg_01", 22),
             "type": "message",
@@ -518,7 +506,7 @@ class FakeAnthropicServer:
                     "ephemeral_1h_input_tokens": plan.cache_creation_1h_input_tokens,
                 },
                 "output_tokens": rendered.output_tokens,
-                "service_tier": "batch",
+                "service_tier": tier,
             },
         }
 
