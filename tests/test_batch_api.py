@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,30 @@ def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
         workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16
     )
     assert cost / sonnet.cost <= 0.27, cost / sonnet.cost
+
+
+def test_a_round_is_split_into_message_batches_of_the_configured_size(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    write_items(tmp_path, tickets(25))
+    options = replace(FAST, requests_per_batch=10)
+    summary = run_batch_api(server, triage(), tmp_path, options=options)
+    assert summary.all_ok
+    assert summary.batch_api is not None
+    # Rounds of 25, 25, 25 and 5 calls: route; route again on Sonnet (one in five) or
+    # extract; extract or check; check.
+    sizes = [len(batch.results) for batch in server.batches]
+    assert sizes == [10, 10, 5, 10, 10, 5, 10, 10, 5, 5]
+    assert summary.batch_api.message_batches == len(sizes)
+    assert_paid_once(server)
+
+
+def test_a_batch_size_beyond_the_apis_limits_is_refused_naming_the_limit() -> None:
+    with pytest.raises(ma.MicroagentsError, match="between 1 and 100,000"):
+        BatchApiOptions(requests_per_batch=100_001)
+    with pytest.raises(ma.MicroagentsError, match="256 MB"):
+        BatchApiOptions(bytes_per_batch=300 * 1024 * 1024)
 
 
 # -- crashes, detaching --------------------------------------------------------------------

@@ -93,7 +93,6 @@ class BatchApiModel:
             self.queued.append(
                 PendingCall(cid, run.run_id, key, signature, node, request.model, params)
             )
-            self.states[cid] = CallState("pending")
             if len(self.queued) >= FLUSH_EVERY:
                 await self.flush()
         self.deferred += 1

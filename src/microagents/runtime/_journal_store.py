@@ -336,15 +336,20 @@ class SQLiteJournal:
             return {row[0]: StepRecord(*row) for row in rows}
 
     def _run(self, run_id: str) -> RunRecord | None:
+        """The run `run_id` names, exactly or as the unique prefix of one (a short id)."""
         with self._store as db:
+            row = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is not None:
+                return _run_record(row)
+            # A range on the primary key, not LIKE: LIKE cannot use the index, and a batch
+            # looks up every item's run on each pass (a full scan each made a pass quadratic).
             rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? "
-                "ORDER BY run_id = ? DESC LIMIT 2",
-                (run_id, _like_prefix(run_id), run_id),
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id > ? AND run_id < ? LIMIT 2",
+                (run_id, run_id + "\U0010ffff"),
             ).fetchall()
-        if not rows or (len(rows) > 1 and rows[0][0] != run_id):
-            return None
-        return _run_record(rows[0])
+        return _run_record(rows[0]) if len(rows) == 1 else None
 
     def _runs(self, status: str | None, workflow: str | None, limit: int) -> list[RunRecord]:
         where, args = [], []
@@ -501,11 +506,6 @@ def _migrate(db: sqlite3.Connection) -> None:
         for name, kind in columns.items():
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
-def _like_prefix(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"{escaped}%"
 
 
 def _waiting_json(waiting: WaitingFor) -> dict[str, Any]:

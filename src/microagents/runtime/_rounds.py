@@ -10,9 +10,10 @@ A round is: collect every Message Batch in flight (poll with backoff; journal ea
 under its call's step, *then* mark the call done), then one pass of the ordinary batch runner
 over the input (finished items are skipped; every other item replays its journal and runs
 until it finishes or reaches a call with no result, which `BatchApiModel` defers), then submit
-the deferred calls as Message Batches (at most 100,000 requests and 256 MB each; each batch's
-intent journaled before the API call and its id right after), and so on until no call is
-left. Runs are suspended in the journal between rounds: memory does not grow with the batch.
+the deferred calls as Message Batches (5,000 requests each by default, at most the API's
+100,000 and 256 MB; each batch's intent journaled before the API call and its id right
+after), and so on until no call is left. Runs are suspended in the journal between rounds:
+memory does not grow with the batch.
 
 Detached (`detach`), the driver returns once a round is submitted; a later run with
 `resume` — in any process that sees the same journal — collects and goes on.
@@ -53,7 +54,13 @@ if TYPE_CHECKING:
     import anthropic
 
 MAX_REQUESTS = 100_000
+"""The API's limits of one Message Batch: requests, and bytes of its body."""
 MAX_BYTES = 256 * 1024 * 1024
+REQUESTS_PER_BATCH = 5_000
+"""The default size of one Message Batch: creating one holds each of its requests in memory
+about three times (the JSON, its dicts, the SDK's copy; ~9 KB for a small agent's request),
+so a 100,000-request batch would take ~900 MB while a 5,000 one takes ~45 MB. The batches of
+a round are created one after another and processed by the API side by side."""
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 
 
@@ -68,10 +75,24 @@ class BatchApiOptions:
     """Times an expired request is submitted again before its item fails."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Tries of an errored request (retryable errors only), one per round."""
-    max_requests: int = MAX_REQUESTS
-    max_bytes: int = MAX_BYTES
+    requests_per_batch: int = REQUESTS_PER_BATCH
+    """Requests in one Message Batch, at most (the API takes up to 100,000)."""
+    bytes_per_batch: int = MAX_BYTES
+    """Bytes of one Message Batch's requests, at most (the API takes up to 256 MB)."""
     detach: bool = False
     """Return once a round is submitted; collect later with ``resume``."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.requests_per_batch <= MAX_REQUESTS:
+            raise MicroagentsError(
+                f"requests_per_batch must be between 1 and {MAX_REQUESTS:,} (the API's limit), "
+                f"not {self.requests_per_batch:,}"
+            )
+        if not 0 < self.bytes_per_batch <= MAX_BYTES:
+            raise MicroagentsError(
+                f"bytes_per_batch must be between 1 and {MAX_BYTES:,} (256 MB, the API's "
+                f"limit), not {self.bytes_per_batch:,}"
+            )
 
 
 class RoundDriver:
@@ -204,7 +225,7 @@ class RoundDriver:
         sizes: list[int] = []
         while True:
             rows = await anyio.to_thread.run_sync(
-                self.calls.pending, self.batch, options.max_requests
+                self.calls.pending, self.batch, options.requests_per_batch
             )
             if not rows:
                 break
@@ -212,7 +233,7 @@ class RoundDriver:
             size = 0
             for cid, _model, params in rows:
                 weight = len(params) + len(cid) + 64
-                if chunk and size + weight > options.max_bytes:
+                if chunk and size + weight > options.bytes_per_batch:
                     sizes.append(await self._create(chunk))
                     chunk, size = [], 0
                 chunk.append((cid, params))
