@@ -19,15 +19,16 @@ import pytest
 from bench.model_costs import _batch, _script, _tiers
 
 import microagents as ma
+from microagents.errors import AnswerRefused
 from microagents.models._anthropic import AnthropicModel
 from microagents.models._protocol import Usage
 from microagents.models._retry import RetryPolicy
 from microagents.results import BatchSummary
-from microagents.runtime._batch import run_batch
+from microagents.runtime._batch import BatchProgress, run_batch
 from microagents.runtime._batch_api import BatchApiModel
 from microagents.runtime._journal_store import SQLiteJournal
-from microagents.runtime._rounds import BatchApiOptions
-from microagents.testing import BatchSettings, FakeAnthropicServer
+from microagents.runtime._rounds import BatchApiOptions, RoundDriver
+from microagents.testing import BatchSettings, FakeAnthropicServer, FakeModel
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-not-a-real-key"
@@ -138,6 +139,19 @@ def test_support_triage_in_batch_mode_costs_at_most_0_27_of_all_sonnet(
         workflow, [{"ticket": i["ticket"]} for i in items], _tiers("sonnet"), concurrency=16
     )
     assert cost / sonnet.cost <= 0.27, cost / sonnet.cost
+    # The summary is the whole run's, every round's items, not the last pass's.
+    assert (summary.ok, summary.failed, summary.resumed) == (200, 0, 0)
+    visits = {e.node: (e.visits, e.escalated) for e in summary.escalation}
+    assert visits["route"] == (200, 40)
+    assert sum(t.calls for t in summary.tiers.values()) == 640
+    # Batch against standard rates, node by node and model by model.
+    by_node = {(c.node, c.model): c for c in summary.batch_api.by_node}
+    assert {node for node, _ in by_node} >= {"route", "extract_billing", "check_billing"}
+    assert {model for _, model in by_node} == {"claude-haiku-4-5", "claude-sonnet-4-6"}
+    assert sum(c.calls for c in by_node.values()) == 640
+    assert sum(c.cost_usd for c in by_node.values()) == pytest.approx(cost)
+    assert all(c.standard_cost_usd == pytest.approx(2 * c.cost_usd) for c in by_node.values())
+    assert summary.batch_api.waited_p50 is not None
 
 
 def test_a_round_is_split_into_message_batches_of_the_configured_size(
@@ -155,6 +169,58 @@ def test_a_round_is_split_into_message_batches_of_the_configured_size(
     assert sizes == [10, 10, 5, 10, 10, 5, 10, 10, 5, 5]
     assert summary.batch_api.message_batches == len(sizes)
     assert_paid_once(server)
+
+
+class Recorder:
+    interval = 0.01
+
+    def __init__(self) -> None:
+        self.updates: list[BatchProgress] = []
+        self.notes: list[str] = []
+
+    def update(self, progress: BatchProgress, **_: Any) -> None:
+        self.updates.append(progress)
+
+    def note(self, message: str, **_: Any) -> None:
+        self.notes.append(message)
+
+
+def test_progress_shows_rounds_batches_in_flight_and_items_over_all_rounds(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.batch_settings = BatchSettings(processing_seconds=0.3)
+    write_items(tmp_path, tickets(20))
+    tiers = _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+    recorder = Recorder()
+
+    async def main() -> BatchProgress:
+        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+            driver = RoundDriver(
+                engine, triage(), tmp_path / "items.jsonl", tmp_path / "out.jsonl",
+                observer=recorder, options=FAST,
+            )  # fmt: skip
+            await driver.run()
+            return driver.progress()
+
+    final = anyio.run(main)
+    waiting = [u for u in recorder.updates if u.rounds and u.rounds.phase == "waiting for results"]
+    assert {u.rounds.round for u in waiting if u.rounds} == {1, 2, 3, 4}
+    first = next(u.rounds for u in waiting if u.rounds and u.rounds.round == 1)
+    (in_flight,) = first.in_flight
+    assert sum(in_flight.counts.values()) == 20  # the API's counts of the round's batch
+    assert first.in_batches == 20
+    assert "round 1 · waiting for results · 1 Message Batch in flight" in first.describe()
+    # Items finished in earlier rounds stay counted; the money is what the batches cost.
+    done = [u.done for u in recorder.updates]
+    assert done == sorted(done)
+    assert (final.done, final.to_do) == (20, 20)
+    assert final.rounds is not None
+    assert final.rounds.phase == "finished"
+    assert final.cost_usd == pytest.approx(batch_cost(server, tiers))
+    assert not any("waiting for a person" in note for note in recorder.notes)
 
 
 def test_a_batch_size_beyond_the_apis_limits_is_refused_naming_the_limit() -> None:
@@ -251,7 +317,20 @@ def test_detach_then_collect_in_a_new_process_gives_the_attached_results(
     assert summary.batch_api is not None
     assert (summary.batch_api.rounds, summary.batch_api.in_flight) == (1, 1)
     assert len(server.batches) == 1
-    assert {line["status"] for line in out_lines(detached)} == {"waiting"}
+    waiting = out_lines(detached)
+    assert {line["status"] for line in waiting} == {"waiting"}
+    assert summary.batch_api.items_waiting == 20
+    assert waiting[0]["waiting_for"]["kind"] == "batch_result"
+    assert "collect with --resume" in summary.batch_api.describe()
+
+    # Such a run waits for the API, not a person: an answer is refused, saying what to do.
+    async def answer() -> None:
+        journal = SQLiteJournal(detached / "home" / "journal.sqlite3")
+        async with ma.Engine(FakeModel(), journal=journal) as engine:
+            await engine.resume(waiting[0]["run_id"], answer={}, workflow=triage())
+
+    with pytest.raises(AnswerRefused, match="microagents batches collect"):
+        anyio.run(answer)
     collect = cli(detached, server, "--resume")  # a new process collects and goes on
     _, err = collect.communicate(timeout=40)
     assert collect.returncode == 0, err.decode()

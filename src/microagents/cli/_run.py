@@ -533,7 +533,10 @@ class _RichProgress:
         if total is not None:
             total = max(0, total - progress.skipped_by_budget)
         throttled = _throttled(progress)
-        self._detail.plain = "  " + _detail(progress) + (f"\n  {throttled}" if throttled else "")
+        rounds = f"\n  {progress.rounds.describe()}" if progress.rounds is not None else ""
+        self._detail.plain = (
+            "  " + _detail(progress) + rounds + (f"\n  {throttled}" if throttled else "")
+        )
         self._progress.update(self._task, completed=progress.done, total=total)
 
     def note(self, message: str, **future_kwargs: Any) -> None:
@@ -562,6 +565,7 @@ class _PlainProgress:
         # A short write to stderr every few seconds: not worth a thread hop.
         click.echo(
             f"[{progress.elapsed:7.1f}s] {progress.done}/{to_do} items: {_detail(progress)}{eta}"
+            + (f" · {progress.rounds.describe()}" if progress.rounds is not None else "")
             + (f" · {throttled}" if throttled else ""),
             err=True,
         )

@@ -87,9 +87,13 @@ class WaitingFor:
     schema: Mapping[str, Any]
     step: str
     """The journal step the answer will be recorded under."""
+    kind: Literal["answer", "batch_result"] = "answer"
+    """What the run waits for: a person's answer, or (Message Batches mode) the result of
+    its request in a Message Batch, which the next round collects."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "question": self.question, "schema": dict(self.schema)}
+        found = {"node": self.node, "question": self.question, "schema": dict(self.schema)}
+        return found if self.kind == "answer" else {**found, "kind": self.kind}
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,7 @@ class BatchStats:
         "duplicates",
         "escalated_items",
         "failed",
+        "in_batches",
         "latencies",
         "malformed",
         "nodes",
@@ -102,6 +103,7 @@ class BatchStats:
         self.ok = 0
         self.failed = 0
         self.waiting = 0
+        self.in_batches = 0
         self.malformed = 0
         self.duplicates = 0
         self.resumed = 0
@@ -125,7 +127,12 @@ class BatchStats:
         return self.ok + self.failed + self.waiting
 
     def add_result(self, result: RunResult) -> None:
-        """Count one finished run."""
+        """Count one finished run (a run suspended until a Message Batch answers is counted
+        as such, and fully once it finishes in a later round)."""
+        waiting_for = result.waiting_for
+        if waiting_for is not None and waiting_for.kind == "batch_result":
+            self.in_batches += 1
+            return
         if result.status == "ok":
             self.ok += 1
         elif result.status == "waiting":
@@ -169,6 +176,43 @@ class BatchStats:
                 self.tokens += usage.total_input_tokens + usage.output_tokens
                 if attempt.cached:
                     self.cache_hits += 1
+
+    def merge(self, other: BatchStats, *, resumed: bool) -> None:
+        """Add `other`'s items to this tally: the rounds of a Message Batches run, one pass
+        each. Its `resumed` figures count only if `resumed` (the first pass: later passes
+        skip items finished in earlier rounds of the same run, counted already)."""
+        self.ok += other.ok
+        self.failed += other.failed
+        self.waiting += other.waiting
+        self.malformed += other.malformed
+        self.duplicates += other.duplicates
+        self.skipped_by_budget += other.skipped_by_budget
+        self.escalated_items += other.escalated_items
+        self.cost_usd += other.cost_usd
+        self.tokens += other.tokens
+        self.cache_hits += other.cache_hits
+        self.simulated = self.simulated or other.simulated
+        if resumed:
+            self.resumed += other.resumed
+            self.resumed_ok += other.resumed_ok
+            self.resumed_failed += other.resumed_failed
+            self.resumed_cost_usd += other.resumed_cost_usd
+        for node, (visits, escalated) in other.nodes.items():
+            counts = self.nodes.setdefault(node, [0, 0])
+            counts[0] += visits
+            counts[1] += escalated
+        for node, triggers in other.triggers.items():
+            self.triggers.setdefault(node, Counter()).update(triggers)
+        for name, theirs in other.tiers.items():
+            ours = self.tiers.setdefault(name, TierTotals())
+            ours.calls += theirs.calls
+            ours.input_tokens += theirs.input_tokens
+            ours.output_tokens += theirs.output_tokens
+            ours.cache_write_tokens += theirs.cache_write_tokens
+            ours.cache_read_tokens += theirs.cache_read_tokens
+            ours.cost_usd += theirs.cost_usd
+            ours.unpriced_calls += theirs.unpriced_calls
+        self.latencies.merge(other.latencies)
 
     def add_failure(self, *, malformed: bool = False, duplicate: bool = False) -> None:
         """Count an item that failed before any run (a bad line, a repeated id, a crash)."""
@@ -270,6 +314,12 @@ class LatencyHistogram:
         bucket = math.floor(math.log(seconds) / self._LOG_GROWTH)
         self._buckets[bucket] = self._buckets.get(bucket, 0) + 1
 
+    def merge(self, other: LatencyHistogram) -> None:
+        self._count += other._count
+        self._zero += other._zero
+        for bucket, count in other._buckets.items():
+            self._buckets[bucket] = self._buckets.get(bucket, 0) + count
+
     def percentile(self, fraction: float) -> float | None:
         """The nearest-rank percentile (the middle of its bucket); None when empty."""
         if not self._count:
@@ -301,6 +351,13 @@ class BatchApiFigures:
     """Calls deferred but not submitted (the run was detached or stopped by the budget)."""
     in_flight: int = 0
     """Message Batches submitted and not collected yet."""
+    items_waiting: int = 0
+    """Items whose runs wait for a result of a batch still in flight (detached)."""
+    by_node: tuple[BatchApiCost, ...] = ()
+    """The calls and their cost, node by node and model by model."""
+    waited_p50: float | None = None
+    """How long a call waited for its result (deferred to collected), median, seconds."""
+    waited_max: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -311,6 +368,18 @@ class BatchApiFigures:
             "standard_cost_usd": round(self.standard_cost_usd, 8),
             "pending": self.pending,
             "in_flight": self.in_flight,
+            "items_waiting": self.items_waiting,
+            "by_node": [
+                {
+                    "node": c.node,
+                    "model": c.model,
+                    "calls": c.calls,
+                    "cost_usd": round(c.cost_usd, 8),
+                    "standard_cost_usd": round(c.standard_cost_usd, 8),
+                }
+                for c in self.by_node
+            ],
+            "waited_s": {"p50": self.waited_p50, "max": self.waited_max},
         }
 
     def describe(self) -> str:
@@ -320,9 +389,45 @@ class BatchApiFigures:
             f"{self.calls:,} calls ${self.cost_usd:.4f} at batch rates "
             f"(${self.standard_cost_usd:.4f} at standard rates, ${saved:.4f} saved)"
         )
+        if self.waited_p50 is not None and self.waited_max is not None:
+            text += f"; a call waited {_duration(self.waited_p50)} for its result "
+            text += f"(median; longest {_duration(self.waited_max)})"
         if self.in_flight:
-            text += f"; {self.in_flight} batches in flight (collect with --resume)"
+            text += (
+                f"; {self.in_flight} batches in flight, {self.items_waiting:,} items waiting "
+                "(collect with --resume)"
+            )
         return text
+
+    def table(self) -> Any:
+        """Calls and cost node by node, model by model, at batch and at standard rates."""
+        from rich.table import Table
+
+        rows = Table("node", "model", "batch calls", "batch cost", "standard cost", box=None)
+        for c in self.by_node:
+            rows.add_row(
+                c.node, c.model, f"{c.calls:,}", f"${c.cost_usd:.4f}", f"${c.standard_cost_usd:.4f}"
+            )
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class BatchApiCost:
+    """What one node's calls on one model cost in Message Batches."""
+
+    node: str
+    model: str
+    calls: int
+    cost_usd: float
+    standard_cost_usd: float
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,9 +598,12 @@ class BatchSummary:
                 f"of input read  ·  {self.cache_hits} response-cache hits"
             )
         )
-        lines.append(Text(latency))
+        if self.batch_api is None:  # in rounds, an item's run time is its replay's
+            lines.append(Text(latency))
         if self.batch_api is not None:
             lines.append(Text(self.batch_api.describe()))
+            if self.batch_api.by_node:
+                lines.append(self.batch_api.table())
         if self.escalation:
             nodes = Table("node", "visits", "escalated", "rate", "why", box=None)
             for e in self.escalation:

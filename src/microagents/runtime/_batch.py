@@ -97,6 +97,48 @@ class BatchProgress:
     """Input lines read so far: never more than a chunk or so ahead of the items started."""
     throttling: tuple[Throttling, ...] = ()
     """What the client-side rate limiter holds back now, model by model (empty: nothing)."""
+    rounds: RoundsProgress | None = None
+    """Message Batches mode: the round, and the batches in flight."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBatchProgress:
+    """One Message Batch in flight, as the API last reported it."""
+
+    id: str
+    round: int
+    status: str
+    """``in_progress``, ``canceling`` or ``ended``."""
+    counts: Mapping[str, int]
+    """Its requests: ``processing``, ``succeeded``, ``errored``, ``canceled``, ``expired``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundsProgress:
+    """Where a Message Batches run stands between and during its rounds."""
+
+    round: int
+    phase: str
+    """``running items``, ``submitting``, ``waiting for results`` or ``collecting``."""
+    in_flight: tuple[MessageBatchProgress, ...]
+    in_batches: int
+    """Items whose runs wait for the result of a request in a Message Batch."""
+
+    def describe(self) -> str:
+        text = f"round {self.round} · {self.phase}"
+        if self.in_flight:
+            counts: dict[str, int] = {}
+            for batch in self.in_flight:
+                for kind, n in batch.counts.items():
+                    counts[kind] = counts.get(kind, 0) + n
+            shown = ", ".join(f"{n:,} {kind}" for kind, n in counts.items() if n)
+            plural = "es" if len(self.in_flight) > 1 else ""
+            text += f" · {len(self.in_flight)} Message Batch{plural} in flight" + (
+                f" ({shown})" if shown else ""
+            )
+        if self.in_batches:
+            text += f" · {self.in_batches:,} items wait for results"
+        return text
 
 
 class BatchObserver(Protocol):
@@ -154,7 +196,11 @@ class BatchRunner:
         simulated: bool | None = None,
         flush_every: int = FLUSH_EVERY,
         flush_interval: float = FLUSH_INTERVAL,
+        in_rounds: bool = False,
     ) -> None:
+        """`in_rounds`: this is one pass of a Message Batches run (`_rounds`), whose driver
+        reports progress (the observer hears only notes) and runs the items waiting for a
+        batch result again each pass, silently."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.engine = engine
@@ -180,6 +226,7 @@ class BatchRunner:
         self.resume = resume
         self.budget_usd = budget_usd
         self.observer = observer
+        self.in_rounds = in_rounds
         if simulated is None:
             simulated = _layer(engine.model, SimulatedModel) is not None
         self.simulated = simulated
@@ -231,7 +278,7 @@ class BatchRunner:
             try:
                 async with anyio.create_task_group() as group:
                     group.start_soon(sink.flush_in_background, self._flush_interval)
-                    if self.observer is not None:
+                    if self.observer is not None and not self.in_rounds:
                         group.start_soon(self._count_lines)
                         group.start_soon(self._report, self.observer)
                     await self._feed(reader, store, sink)
@@ -262,6 +309,11 @@ class BatchRunner:
             stopped_by_budget=self._stopped_by_budget,
             interrupted=not self._completed,
         )
+
+    @property
+    def finished_before(self) -> int:
+        """Items the checkpoint had finished when this run opened it (0 until then)."""
+        return self._state.finished
 
     def progress(self) -> BatchProgress:
         """Where the batch stands now."""
@@ -482,7 +534,8 @@ class BatchRunner:
         if state.waiting:
             # Waiting items get their final lines in this run: rewrite the file without
             # their `waiting` lines, so that every input still has exactly one line.
-            self._note(f"{state.waiting} items were waiting for a person: running them again")
+            if not self.in_rounds:
+                self._note(f"{state.waiting} items were waiting: running them again")
         elif written is not None and written.out_path == path and size >= written.out_size:
             # The usual case: drop what was written after the last confirmed save (a kill
             # between a save and its lines) and rewrite it from the checkpoint.
@@ -515,7 +568,7 @@ class BatchRunner:
     # -- progress --------------------------------------------------------------------------
 
     async def _count_lines(self) -> None:
-        self._lines = await anyio.to_thread.run_sync(_count_lines, self.input_path)
+        self._lines = await anyio.to_thread.run_sync(count_lines, self.input_path)
 
     async def _report(self, observer: BatchObserver) -> None:
         while True:
@@ -789,7 +842,7 @@ class _OutputFile:
             self._file = None
 
 
-def _count_lines(path: Path) -> int | None:
+def count_lines(path: Path) -> int | None:
     """Lines in a regular file (blank ones included), read in blocks; None for a pipe."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):

@@ -97,7 +97,13 @@ class BatchApiModel:
                 await self.flush()
         self.deferred += 1
         raise RunSuspended(
-            WaitingFor(node, f"a Message Batches request ({cid}) in round {self.round}", {}, key)
+            WaitingFor(
+                node,
+                f"the result of a Message Batches request ({cid}) of round {self.round}",
+                {},
+                key,
+                kind="batch_result",
+            )
         )
 
 

@@ -376,6 +376,37 @@ class BatchCallStore:
             ).fetchone()
             return float(row[0]), float(row[1]), int(row[2])
 
+    def costs_by_node(self, batch: str) -> list[tuple[str, str, int, float, float]]:
+        """(node, model, succeeded calls, cost at batch rates, cost at standard rates)."""
+        with self._store as db:
+            rows = db.execute(
+                "SELECT node, model, COUNT(*), TOTAL(cost_usd), TOTAL(standard_usd) "
+                "FROM batch_calls WHERE batch = ? AND outcome = 'succeeded' "
+                "GROUP BY node, model ORDER BY MIN(queued), node, model",
+                (batch,),
+            )
+            return [(n, m, int(c), float(b), float(s)) for n, m, c, b, s in rows]
+
+    def waited(self, batch: str) -> tuple[float | None, float | None]:
+        """The median and the longest time a collected call waited for its result (from
+        being deferred to being collected), in seconds."""
+        with self._store as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM batch_calls WHERE batch = ? AND waited IS NOT NULL",
+                (batch,),
+            ).fetchone()
+            if not count:
+                return None, None
+            (median,) = db.execute(
+                "SELECT waited FROM batch_calls WHERE batch = ? AND waited IS NOT NULL "
+                "ORDER BY waited LIMIT 1 OFFSET ?",
+                (batch, (count - 1) // 2),
+            ).fetchone()
+            (longest,) = db.execute(
+                "SELECT MAX(waited) FROM batch_calls WHERE batch = ?", (batch,)
+            ).fetchone()
+            return float(median), float(longest)
+
     def average_costs(self, batch: str) -> dict[str, float]:
         """What a succeeded call cost on average so far, model by model (for estimating the
         cost of a round before submitting it)."""

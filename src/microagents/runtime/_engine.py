@@ -348,6 +348,12 @@ class Engine:
                 f"run '{record.run_id}' is {record.status}, not waiting for an answer; "
                 "resume it without --answer"
             )
+        if waiting.kind == "batch_result":
+            raise AnswerRefused(
+                f"run '{record.run_id}' waits for the result of a Message Batches request, not "
+                "for a person: collect it with `microagents batches collect` (or the batch's "
+                "command with --resume)"
+            )
         try:
             model_from_schema(dict(waiting.schema), f"{waiting.node} answer").model_validate(answer)
         except ValidationError as exc:

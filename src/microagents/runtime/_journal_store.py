@@ -518,7 +518,10 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
     waiting_for = None
     if waiting is not None:
         data = json.loads(waiting)
-        waiting_for = WaitingFor(data["node"], data["question"], data["schema"], data["step"])
+        waiting_for = WaitingFor(
+            data["node"], data["question"], data["schema"], data["step"],
+            data.get("kind", "answer"),
+        )  # fmt: skip
     return RunRecord(
         run_id=run_id,
         workflow=workflow,

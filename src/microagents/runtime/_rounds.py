@@ -42,8 +42,16 @@ from ..errors import MicroagentsError
 from ..graph._compiled import CompiledWorkflow
 from ..models._protocol import Usage
 from ..models._retry import RetryPolicy
-from ..results._summary import BatchApiFigures, BatchSummary
-from ._batch import BatchObserver, BatchProgress, BatchRunner, default_out_path
+from ..results._summary import BatchApiCost, BatchApiFigures, BatchStats, BatchSummary
+from ._batch import (
+    BatchObserver,
+    BatchProgress,
+    BatchRunner,
+    MessageBatchProgress,
+    RoundsProgress,
+    count_lines,
+    default_out_path,
+)
 from ._batch_api import BatchApiModel
 from ._batch_calls import BatchCallStore, MessageBatchRecord, Submitted
 from ._engine import DEFAULT_CONCURRENCY, Engine
@@ -145,27 +153,80 @@ class RoundDriver:
         self.round = 0
         self.stopped_by_budget = False
         self._runner: BatchRunner | None = None
+        """The pass running now; its items join `_tally` when it ends."""
+        self._tally = BatchStats()
+        """Items finished in the passes that ended (each item finishes in one pass)."""
+        self._passes = 0
+        self._lines: int | None = None
+        self._finished_before: int | None = None
+        self._phase = "starting"
+        self._in_flight: dict[str, MessageBatchProgress] = {}
+        self._in_batches = 0
+        self._spent = 0.0
         self._started = time.perf_counter()
 
     def progress(self) -> BatchProgress:
-        """Where the current pass stands (rounds and batches are reported as notes)."""
-        if self._runner is not None:
-            return self._runner.progress()
-        return BatchProgress(0, 0, 0, 0, 0.0, time.perf_counter() - self._started, None, 0, 0,
-                             False, 0)  # fmt: skip
+        """Where the run stands: items over every round so far, and the round's batches."""
+        tally, runner = self._tally, self._runner
+        current = runner.stats if runner is not None else BatchStats()
+        before = self._finished_before
+        if before is None and runner is not None:
+            before = runner.finished_before
+        to_do = None if self._lines is None or before is None else max(0, self._lines - before)
+        resumed = current.resumed if self._passes == 0 else tally.resumed
+        shown_round = (
+            self.round if self._phase in ("waiting for results", "collecting") else (self.round + 1)
+        )
+        return BatchProgress(
+            done=tally.done + current.done,
+            failed=tally.failed + current.failed,
+            escalated=tally.escalated_items + current.escalated_items,
+            tokens=tally.tokens + current.tokens,
+            cost_usd=self._spent,
+            elapsed=time.perf_counter() - self._started,
+            to_do=to_do,
+            resumed=resumed,
+            skipped_by_budget=0,
+            simulated=False,
+            lines_read=runner.progress().lines_read if runner is not None else 0,
+            rounds=RoundsProgress(
+                round=shown_round,
+                phase=self._phase,
+                in_flight=tuple(self._in_flight.values()),
+                in_batches=self._in_batches if runner is None else current.in_batches,
+            ),
+        )
 
     def summary(self) -> BatchSummary:
-        """The batch so far, as far as the current pass has gone (marked interrupted)."""
-        if self._runner is not None:
-            return self._runner.summary()
-        return BatchSummary(self.workflow.name, False, 0, 0, interrupted=True)
+        """The items finished so far, every round's (marked interrupted)."""
+        return self._tallied().summary(
+            workflow=self.workflow.name,
+            elapsed=time.perf_counter() - self._started,
+            out_path=str(self.out_path),
+            budget_usd=self.budget_usd,
+            interrupted=True,
+        )
+
+    def _tallied(self) -> BatchStats:
+        """The tally with the pass running now, if any."""
+        if self._runner is None:
+            return self._tally
+        tally = BatchStats()
+        tally.merge(self._tally, resumed=True)
+        tally.merge(self._runner.stats, resumed=self._passes == 0)
+        return tally
 
     # -- the rounds ------------------------------------------------------------------------
 
     async def run(self) -> BatchSummary:
         """Run rounds until every item finishes (or, detached, until one is submitted)."""
         try:
-            return await self._rounds()
+            async with anyio.create_task_group() as group:
+                if self.observer is not None:
+                    group.start_soon(self._report, self.observer)
+                summary = await self._rounds()
+                group.cancel_scope.cancel()
+            return summary
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.calls.close)
@@ -174,13 +235,13 @@ class RoundDriver:
         calls = self.calls
         if self.resume:
             self.round = await anyio.to_thread.run_sync(calls.last_round, self.batch)
+            await self._update_spent()
         else:
             await anyio.to_thread.run_sync(calls.forget, self.batch)
-        passes = 0
         while True:
             await self._collect()
-            summary = await self._pass(resume=self.resume or passes > 0)
-            passes += 1
+            self._phase = "running items"
+            summary = await self._pass(resume=self.resume or self._passes > 0)
             pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
             if summary.interrupted or not pending:
                 return await self._summary(summary)
@@ -188,6 +249,7 @@ class RoundDriver:
                 self.stopped_by_budget = True
                 return await self._summary(replace(summary, stopped_by_budget=True))
             self.round += 1
+            self._phase = "submitting"
             await self._submit()
             if self.options.detach:
                 self._note(
@@ -208,6 +270,7 @@ class RoundDriver:
             resume=resume,
             store=self.journal,
             observer=self.observer,
+            in_rounds=True,
         )
         self._runner = runner
         try:
@@ -216,6 +279,12 @@ class RoundDriver:
             with anyio.CancelScope(shield=True):
                 await self.layer.flush()
         states.clear()
+        if self._passes == 0:
+            self._finished_before = runner.finished_before
+        self._tally.merge(runner.stats, resumed=self._passes == 0)
+        self._in_batches = runner.stats.in_batches
+        self._runner = None
+        self._passes += 1
         return summary
 
     # -- submitting ------------------------------------------------------------------------
@@ -305,15 +374,26 @@ class RoundDriver:
         client = self.layer.backend.client
         waiting = {record.id: record for record in in_flight}
         delay = self.options.poll_interval
-        self._note(f"waiting for {len(waiting)} Message Batches of round {self.round}")
-        while waiting:
-            for batch_id in list(waiting):
-                found = await client.messages.batches.retrieve(batch_id)
-                if found.processing_status == "ended":
-                    await self._results(waiting.pop(batch_id), found)
-            if waiting:
-                await anyio.sleep(delay)
-                delay = min(self.options.max_poll_interval, delay * 1.5)
+        self._phase = "waiting for results"
+        for record in in_flight:
+            self._in_flight[record.id] = MessageBatchProgress(
+                record.id, record.round, record.status, {"processing": record.requests}
+            )
+        try:
+            while waiting:
+                for batch_id in list(waiting):
+                    found = await client.messages.batches.retrieve(batch_id)
+                    self._in_flight[batch_id] = _seen(waiting[batch_id], found)
+                    if found.processing_status == "ended":
+                        self._phase = "collecting"
+                        await self._results(waiting.pop(batch_id), found)
+                        del self._in_flight[batch_id]
+                        self._phase = "waiting for results"
+                if waiting:
+                    await anyio.sleep(delay)
+                    delay = min(self.options.max_poll_interval, delay * 1.5)
+        finally:
+            self._in_flight.clear()
 
     async def _results(self, record: MessageBatchRecord, found: Any) -> None:
         client = self.layer.backend.client
@@ -332,6 +412,7 @@ class RoundDriver:
         # kill in between collects them again (the same rows), it never loses one.
         await self.journal.durable()
         await anyio.to_thread.run_sync(self.calls.settle, self.batch, record.id, outcomes, counts)
+        await self._update_spent()
         described = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         self._note(f"round {record.round}: {record.id} ended: {described}")
 
@@ -394,11 +475,25 @@ class RoundDriver:
 
     # -- reporting -------------------------------------------------------------------------
 
+    async def _update_spent(self) -> None:
+        self._spent, _, _ = await anyio.to_thread.run_sync(self.calls.costs, self.batch)
+
+    async def _report(self, observer: BatchObserver) -> None:
+        self._lines = await anyio.to_thread.run_sync(count_lines, self.input_path)
+        while True:
+            observer.update(self.progress())
+            await anyio.sleep(observer.interval)
+
     async def _summary(self, summary: BatchSummary) -> BatchSummary:
+        """The whole run's summary: every round's items, and what its calls cost."""
         calls = self.calls
         cost, standard, count = await anyio.to_thread.run_sync(calls.costs, self.batch)
         records = await anyio.to_thread.run_sync(lambda: calls.message_batches(self.batch))
         pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
+        by_node = await anyio.to_thread.run_sync(calls.costs_by_node, self.batch)
+        waited = await anyio.to_thread.run_sync(calls.waited, self.batch)
+        in_flight = sum(1 for r in records if r.status != "collected")
+        self._phase = "detached" if in_flight else "stopped" if pending else "finished"
         figures = BatchApiFigures(
             rounds=self.round,
             message_batches=len(records),
@@ -406,14 +501,21 @@ class RoundDriver:
             cost_usd=cost,
             standard_cost_usd=standard,
             pending=pending,
-            in_flight=sum(1 for r in records if r.status != "collected"),
+            in_flight=in_flight,
+            items_waiting=self._in_batches if in_flight or pending else 0,
+            by_node=tuple(BatchApiCost(*row) for row in by_node),
+            waited_p50=waited[0],
+            waited_max=waited[1],
         )
-        return replace(
-            summary,
-            batch_api=figures,
+        whole = self._tally.summary(
+            workflow=self.workflow.name,
+            elapsed=time.perf_counter() - self._started,
+            out_path=str(self.out_path),
             budget_usd=self.budget_usd,
             stopped_by_budget=summary.stopped_by_budget or self.stopped_by_budget,
+            interrupted=summary.interrupted,
         )
+        return replace(whole, batch_api=figures)
 
     def _note(self, message: str) -> None:
         if self.observer is not None:
@@ -430,6 +532,24 @@ def batch_api_layer(engine: Engine) -> BatchApiModel | None:
         if seen is None:
             return None
     return None
+
+
+def _seen(
+    record: MessageBatchRecord, found: anthropic.types.messages.MessageBatch
+) -> MessageBatchProgress:
+    counts = found.request_counts
+    return MessageBatchProgress(
+        record.id,
+        record.round,
+        found.processing_status,
+        {
+            "processing": counts.processing,
+            "succeeded": counts.succeeded,
+            "errored": counts.errored,
+            "canceled": counts.canceled,
+            "expired": counts.expired,
+        },
+    )
 
 
 def _total(batch: anthropic.types.messages.MessageBatch) -> int:
