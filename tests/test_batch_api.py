@@ -233,14 +233,17 @@ def test_a_batch_size_beyond_the_apis_limits_is_refused_naming_the_limit() -> No
 # -- crashes, detaching --------------------------------------------------------------------
 
 
-def cli(folder: Path, server: FakeAnthropicServer, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
+def cli(
+    folder: Path, server: FakeAnthropicServer, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    environment = {
         **os.environ,
         "ANTHROPIC_API_KEY": API_KEY,
         "ANTHROPIC_BASE_URL": server.base_url,
         "MICROAGENTS_HOME": str(folder / "home"),
         "MICROAGENTS_BATCH_POLL_SECONDS": "0.05",
         "OTEL_SDK_DISABLED": "true",
+        **(env or {}),
     }
     command = [
         str(Path(sys.executable).parent / "microagents"),
@@ -253,7 +256,9 @@ def cli(folder: Path, server: FakeAnthropicServer, *extra: str) -> subprocess.Po
         "--batch-api",
         *extra,
     ]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def assert_paid_once(server: FakeAnthropicServer) -> None:
@@ -337,6 +342,38 @@ def test_detach_then_collect_in_a_new_process_gives_the_attached_results(
     assert len(server.batches) == 4
     assert by_id(out_lines(detached)) == by_id(out_lines(attached))
     assert_paid_once(server)
+
+
+def test_a_hop_answered_in_a_batch_records_its_batch_wait_and_standard_cost(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    write_items(tmp_path, tickets(3))
+    process = cli(tmp_path, server, env={"OTEL_SDK_DISABLED": "false"})
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    run_id = out_lines(tmp_path)[0]["run_id"]
+    env = {**os.environ, "MICROAGENTS_HOME": str(tmp_path / "home"), "COLUMNS": "250"}
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "microagents"), "trace", "show", run_id, "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    spans = json.loads(shown.stdout)["spans"]
+    chats = [s["attributes"] for s in spans if s["name"].startswith("chat ")]
+    ids = {batch.id for batch in server.batches}
+    assert len(chats) == 3  # route, extract, check: each from its round's batch
+    assert {a["microagents.batch.id"] for a in chats} <= ids
+    assert len({a["microagents.batch.id"] for a in chats}) == 3
+    for attributes in chats:
+        assert attributes["microagents.batch.waited_s"] > 0
+        assert attributes["microagents.cost_standard_usd"] == pytest.approx(
+            2 * attributes["microagents.cost_usd"]
+        )
+    table = subprocess.run(
+        [str(Path(sys.executable).parent / "microagents"), "trace", "show", run_id],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert table.count("Message Batch msgbatch_") == 3
 
 
 # -- what a result can be, and the budget ----------------------------------------------------

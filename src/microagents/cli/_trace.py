@@ -343,7 +343,12 @@ def _tokens(span: SpanRecord) -> str:
 def _flags(span: SpanRecord, simulated_run: bool) -> str:
     attributes = span.attributes
     flags: list[str] = []
-    if attributes.get(sc.REPLAYED):
+    batch = attributes.get(sc.BATCH_ID)
+    waited_in_batch = attributes.get(sc.BATCH_WAITED)
+    if batch and isinstance(waited_in_batch, int | float):
+        # A result collected from a Message Batch, replayed into the run by the next round.
+        flags.append(f"Message Batch {batch}, waited {_duration(waited_in_batch)}")
+    elif attributes.get(sc.REPLAYED):
         flags.append("replayed from the journal")
     if attributes.get(sc.CACHE_HIT):
         flags.append("cache hit")
@@ -540,6 +545,9 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s"
     minutes, rest = divmod(seconds, 60)
+    if minutes >= 60:  # a Message Batch's wait can be hours
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours:.0f}h{minutes:02.0f}m"
     return f"{minutes:.0f}m{rest:02.0f}s"
 
 

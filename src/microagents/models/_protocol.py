@@ -150,6 +150,20 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchedCall:
+    """How a call answered through a Message Batch went (Message Batches mode)."""
+
+    batch_id: str
+    """The Message Batch whose result it was."""
+    custom_id: str
+    """Its request's custom id in that batch."""
+    waited: float
+    """Seconds from the call being deferred to its result being collected."""
+    standard_cost_usd: float | None
+    """What the same call costs at standard rates (its `cost_usd` is at batch rates)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResponse:
     """One model answer with its usage, cost and timing."""
 
@@ -177,6 +191,8 @@ class ModelResponse:
     warnings: tuple[str, ...] = ()
     """Python warnings the client library raised during the call (e.g. a deprecated model);
     the call went on, and tracing records them."""
+    batch: BatchedCall | None = None
+    """Answered through a Message Batch: which, and how long the call waited for it."""
 
     @property
     def text(self) -> str:

@@ -33,6 +33,7 @@ import orjson
 
 from ..errors import ReplayMismatch, RunSuspended, ToolDecisionNeeded
 from ..models._protocol import (
+    BatchedCall,
     ContentBlock,
     Message,
     Model,
@@ -345,6 +346,7 @@ def encode_response(response: ModelResponse) -> str:
             "cost_usd": response.cost_usd,
             "cached": response.cached,
             "simulated": response.simulated,
+            **({"batch": _batched(response.batch)} if response.batch is not None else {}),
         },
         default=_plain,
     ).decode()
@@ -383,7 +385,17 @@ def decode_response(text: str) -> ModelResponse:
         cached=data["cached"],
         simulated=data["simulated"],
         replayed=True,
+        batch=BatchedCall(**data["batch"]) if "batch" in data else None,
     )
+
+
+def _batched(batch: BatchedCall) -> dict[str, Any]:
+    return {
+        "batch_id": batch.batch_id,
+        "custom_id": batch.custom_id,
+        "waited": batch.waited,
+        "standard_cost_usd": batch.standard_cost_usd,
+    }
 
 
 def item_run_id(batch: str, key: str) -> str:

@@ -40,7 +40,7 @@ import anyio.to_thread
 
 from ..errors import MicroagentsError
 from ..graph._compiled import CompiledWorkflow
-from ..models._protocol import Usage
+from ..models._protocol import BatchedCall, Usage
 from ..models._retry import RetryPolicy
 from ..results._summary import BatchApiCost, BatchApiFigures, BatchStats, BatchSummary
 from ._batch import (
@@ -429,7 +429,8 @@ class RoundDriver:
             price = self.engine.tiers.price_of(response.model)
             cost = price.cost(response.usage, batch=True) if price is not None else None
             standard = price.cost(response.usage) if price is not None else None
-            response = replace(response, cost_usd=cost)
+            batched = BatchedCall(record.id, cid, now - call.queued, standard)
+            response = replace(response, cost_usd=cost, batch=batched)
             self.journal.record_step(
                 call.run_id, call.step, "model", call.signature, encode_response(response)
             )

@@ -667,6 +667,13 @@ class TracedModel:
             finished[sc.RESPONSE_ID] = response.request_id
         if response.replayed:
             finished[sc.REPLAYED] = True
+        batch = response.batch
+        if batch is not None:
+            finished[sc.BATCH_ID] = batch.batch_id
+            finished[sc.BATCH_CUSTOM_ID] = batch.custom_id
+            finished[sc.BATCH_WAITED] = batch.waited
+            if batch.standard_cost_usd is not None:
+                finished[sc.COST_STANDARD_USD] = batch.standard_cost_usd
         for warning in response.warnings:
             span.add_event(sc.EVENT_MODEL_WARNING, {"message": warning})
         if response.rate_limit_wait:
