@@ -223,6 +223,41 @@ def test_progress_shows_rounds_batches_in_flight_and_items_over_all_rounds(
     assert not any("waiting for a person" in note for note in recorder.notes)
 
 
+def test_a_small_tail_finishes_on_the_standard_api_and_says_what_it_costs(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    write_items(tmp_path, tickets(20))
+    recorder = Recorder()
+    tiers = _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine, triage(), tmp_path / "items.jsonl", tmp_path / "out.jsonl",
+                observer=recorder, batch_api=replace(FAST, standard_tail=4),
+            )  # fmt: skip
+
+    summary = anyio.run(main)
+    assert summary.all_ok
+    assert len(out_lines(tmp_path)) == 20
+    figures = summary.batch_api
+    assert figures is not None
+    # Rounds of 20, 20 and 20 calls; the 4 checks of the escalated tickets that a fourth
+    # round would have held are made at once on the standard API.
+    assert (figures.rounds, len(server.batches), server.paid_calls) == (3, 3, 4)
+    assert figures.standard_calls == 4
+    assert figures.standard_calls_cost_usd > 0
+    assert summary.total_cost_usd == pytest.approx(
+        batch_cost(server, tiers) + figures.standard_calls_cost_usd
+    )
+    (said,) = [note for note in recorder.notes if "standard API" in note]
+    assert said.startswith("4 calls left (at most --standard-tail 4): making them on the")
+    assert "more than in a Message Batch" in said
+
+
 def test_a_batch_size_beyond_the_apis_limits_is_refused_naming_the_limit() -> None:
     with pytest.raises(ma.MicroagentsError, match="between 1 and 100,000"):
         BatchApiOptions(requests_per_batch=100_001)

@@ -119,6 +119,16 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     help="With --batch-api: exit once a round is submitted; collect later with the same "
     "command and --resume.",
 )
+@click.option(
+    "--standard-tail",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="With --batch-api: when a round would hold at most N calls, make them (and the "
+    "calls after them) on the standard API instead: seconds instead of another round's "
+    "wait, at standard prices. The run says what that costs.",
+)
 @project_options
 def run(
     workflow: Path,
@@ -134,6 +144,7 @@ def run(
     database: str | None,
     batch_api: bool,
     detach: bool,
+    standard_tail: int,
     agent_dirs: tuple[Path, ...],
     tool_modules: tuple[str, ...],
     sources: tuple[str, ...],
@@ -159,6 +170,8 @@ def run(
         )
     if detach and not batch_api:
         raise MicroagentsError("--detach goes with --batch-api: only a batch round can be left")
+    if standard_tail and not batch_api:
+        raise MicroagentsError("--standard-tail goes with --batch-api: it ends a run of rounds")
     if batch_api and backend != "anthropic":
         raise MicroagentsError("--batch-api needs --backend anthropic: Message Batches are an API")
     run_input: dict[str, Any] | None = None
@@ -218,6 +231,7 @@ def run(
         budget_usd=budget_usd,
         batch_api=batch_api,
         detach=detach,
+        standard_tail=standard_tail,
     )
 
 
@@ -362,6 +376,7 @@ def _run_batch(
     budget_usd: float | None,
     batch_api: bool = False,
     detach: bool = False,
+    standard_tail: int = 0,
 ) -> int:
     import gc
 
@@ -383,7 +398,10 @@ def _run_batch(
             resume=resume,
             budget_usd=budget_usd,
             options=BatchApiOptions(
-                detach=detach, poll_interval=poll[0], max_poll_interval=poll[1]
+                detach=detach,
+                poll_interval=poll[0],
+                max_poll_interval=poll[1],
+                standard_tail=standard_tail,
             ),
         )
     else:

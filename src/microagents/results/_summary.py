@@ -358,6 +358,9 @@ class BatchApiFigures:
     waited_p50: float | None = None
     """How long a call waited for its result (deferred to collected), median, seconds."""
     waited_max: float | None = None
+    standard_calls: int = 0
+    """Calls made on the standard API to finish a small tail (`standard_tail`)."""
+    standard_calls_cost_usd: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -380,6 +383,8 @@ class BatchApiFigures:
                 for c in self.by_node
             ],
             "waited_s": {"p50": self.waited_p50, "max": self.waited_max},
+            "standard_calls": self.standard_calls,
+            "standard_calls_cost_usd": round(self.standard_calls_cost_usd, 8),
         }
 
     def describe(self) -> str:
@@ -389,9 +394,14 @@ class BatchApiFigures:
             f"{self.calls:,} calls ${self.cost_usd:.4f} at batch rates "
             f"(${self.standard_cost_usd:.4f} at standard rates, ${saved:.4f} saved)"
         )
+        if self.standard_calls:
+            text += (
+                f"; the last {self.standard_calls:,} calls on the standard API "
+                f"${self.standard_calls_cost_usd:.4f}"
+            )
         if self.waited_p50 is not None and self.waited_max is not None:
-            text += f"; a call waited {_duration(self.waited_p50)} for its result "
-            text += f"(median; longest {_duration(self.waited_max)})"
+            text += f"; a call waited {duration_text(self.waited_p50)} for its result "
+            text += f"(median; longest {duration_text(self.waited_max)})"
         if self.in_flight:
             text += (
                 f"; {self.in_flight} batches in flight, {self.items_waiting:,} items waiting "
@@ -422,7 +432,8 @@ class BatchApiCost:
     standard_cost_usd: float
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A wait in the unit a person reads it in: seconds, minutes or hours."""
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:

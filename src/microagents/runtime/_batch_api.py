@@ -11,7 +11,9 @@ its next call. The scheduler and the batch runner do not know the difference.
 A call whose request failed for good raises what a direct call would have (`ServerError` or
 `InvalidRequestError` for ``errored``, so the escalation ladder's ``error`` trigger applies;
 `NodeError` for ``canceled`` and for ``expired`` past the limit, failing the item). Outside
-a journaled run a call goes to the standard API, at standard prices.
+a journaled run — and in a pass the driver runs `direct`, to finish a small tail of calls
+without waiting for another round — a call goes to the standard API (with the standard
+stack's rate limits and retries), at standard prices.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import anyio.to_thread
 
 from ..errors import InvalidRequestError, NodeError, RunSuspended, ServerError
 from ..models._anthropic import AnthropicModel
-from ..models._protocol import ModelRequest, ModelResponse, aclose_inner
+from ..models._protocol import Model, ModelRequest, ModelResponse, aclose_inner
+from ..models._ratelimit import RateLimitedModel
+from ..models._retry import RetryingModel
 from ..results._results import WaitingFor
 from ._batch_calls import BatchCallStore, CallState, PendingCall
 from ._journal import CURRENT_RUN, CURRENT_STEP
@@ -48,9 +52,15 @@ class BatchApiModel:
     ```
     """
 
-    def __init__(self, backend: AnthropicModel) -> None:
+    def __init__(self, backend: AnthropicModel, *, standard: Model | None = None) -> None:
         self.backend = backend
         self.inner = backend
+        self.standard: Model = standard or RetryingModel(RateLimitedModel(backend, backend.tiers))
+        """Where a call goes on the standard API: `backend` under rate limits and retries."""
+        self.direct = False
+        """This pass makes its calls on the standard API (the driver finishes a tail)."""
+        self.direct_calls = 0
+        self.direct_cost_usd = 0.0
         self.batch: str | None = None
         self.round = 0
         self.states: dict[str, CallState] = {}
@@ -60,7 +70,7 @@ class BatchApiModel:
         self.store: BatchCallStore | None = None
 
     async def aclose(self) -> None:
-        await aclose_inner(self.backend)
+        await aclose_inner(self.standard)  # the layers over `backend` close it
 
     def begin_pass(
         self, store: BatchCallStore, batch: str, round_: int, states: dict[str, CallState]
@@ -80,12 +90,17 @@ class BatchApiModel:
         run = CURRENT_RUN.get()
         step = CURRENT_STEP.get()
         if run is None or step is None or self.batch is None:
-            return await self.backend.complete(request)
+            return await self.standard.complete(request)
         key, signed = step
-        signature = signed if isinstance(signed, str) else signed()
         cid = custom_id(run.run_id, key)
-        node = request.metadata.get("node", "")
         known = self.states.get(cid)
+        if self.direct or (known is not None and known.state == "direct"):
+            response = await self.standard.complete(request)
+            self.direct_calls += 1
+            self.direct_cost_usd += response.cost_usd or 0.0
+            return response
+        signature = signed if isinstance(signed, str) else signed()
+        node = request.metadata.get("node", "")
         if known is not None and known.state == "failed":
             raise _failure(node, cid, known)
         if known is None:

@@ -7,7 +7,8 @@ Two tables in the journal's SQLite file (so that one file holds everything a res
   step and request signature its result will be recorded under, the request's wire
   parameters, and where it stands: ``pending`` (not submitted yet), ``submitting`` (in a
   batch being created), ``submitted`` (in a Message Batch), ``done`` (its result is in the
-  journal) or ``failed`` (errored past the retry policy, expired past the limit, canceled);
+  journal), ``failed`` (errored past the retry policy, expired past the limit, canceled) or
+  ``direct`` (made on the standard API instead, finishing a small tail of calls);
 - ``message_batches``: every Message Batch created for a microagents batch, with its round,
   size and state (``submitting``, ``in_progress``, ``canceling`` — asked to cancel through
   `microagents batches cancel`, collected as usual — or ``collected``).
@@ -407,17 +408,35 @@ class BatchCallStore:
             ).fetchone()
             return float(median), float(longest)
 
-    def average_costs(self, batch: str) -> dict[str, float]:
-        """What a succeeded call cost on average so far, model by model (for estimating the
-        cost of a round before submitting it)."""
+    def average_costs(self, batch: str) -> dict[str, tuple[float, float]]:
+        """What a succeeded call cost on average so far, model by model, at batch and at
+        standard rates (for estimating the cost of a round before submitting it)."""
         with self._store as db:
             rows = db.execute(
-                "SELECT model, AVG(cost_usd) FROM batch_calls "
+                "SELECT model, AVG(cost_usd), AVG(standard_usd) FROM batch_calls "
                 "WHERE batch = ? AND outcome = 'succeeded' AND cost_usd IS NOT NULL "
                 "GROUP BY model",
                 (batch,),
             )
-            return {model: float(cost) for model, cost in rows}
+            return {model: (float(cost), float(standard)) for model, cost, standard in rows}
+
+    def go_direct(self, batch: str) -> None:
+        """The pending calls are made on the standard API instead of in a Message Batch."""
+        with self._store as db:
+            db.execute(
+                "UPDATE batch_calls SET state = 'direct' WHERE batch = ? AND state = 'pending'",
+                (batch,),
+            )
+
+    def round_took(self, batch: str, round_: int) -> float | None:
+        """Seconds from a round's first batch being created to its last one ending."""
+        with self._store as db:
+            row = db.execute(
+                "SELECT MAX(ended) - MIN(created) FROM message_batches "
+                "WHERE batch = ? AND round = ? AND ended IS NOT NULL",
+                (batch, round_),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
 
     def pending_sizes(self, batch: str) -> list[tuple[str, int]]:
         """(model, size of the request's parameters in bytes) of every pending call."""

@@ -42,7 +42,13 @@ from ..errors import MicroagentsError
 from ..graph._compiled import CompiledWorkflow
 from ..models._protocol import BatchedCall, Usage
 from ..models._retry import RetryPolicy
-from ..results._summary import BatchApiCost, BatchApiFigures, BatchStats, BatchSummary
+from ..results._summary import (
+    BatchApiCost,
+    BatchApiFigures,
+    BatchStats,
+    BatchSummary,
+    duration_text,
+)
 from ._batch import (
     BatchObserver,
     BatchProgress,
@@ -89,6 +95,10 @@ class BatchApiOptions:
     """Bytes of one Message Batch's requests, at most (the API takes up to 256 MB)."""
     detach: bool = False
     """Return once a round is submitted; collect later with ``resume``."""
+    standard_tail: int = 0
+    """When a round would hold at most this many calls, make them on the standard API
+    instead (at standard prices, in seconds rather than another round's minutes to hours),
+    and every call after them until the items finish. 0: never."""
 
     def __post_init__(self) -> None:
         if not 0 < self.requests_per_batch <= MAX_REQUESTS:
@@ -182,7 +192,7 @@ class RoundDriver:
             failed=tally.failed + current.failed,
             escalated=tally.escalated_items + current.escalated_items,
             tokens=tally.tokens + current.tokens,
-            cost_usd=self._spent,
+            cost_usd=self._spent + self.layer.direct_cost_usd,
             elapsed=time.perf_counter() - self._started,
             to_do=to_do,
             resumed=resumed,
@@ -240,14 +250,18 @@ class RoundDriver:
             await anyio.to_thread.run_sync(calls.forget, self.batch)
         while True:
             await self._collect()
-            self._phase = "running items"
+            self._phase = "finishing on the standard API" if self.layer.direct else "running items"
             summary = await self._pass(resume=self.resume or self._passes > 0)
             pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
             if summary.interrupted or not pending:
                 return await self._summary(summary)
-            if self.budget_usd is not None and not await self._affordable(pending):
+            tail = pending <= self.options.standard_tail
+            if self.budget_usd is not None and not await self._affordable(pending, tail):
                 self.stopped_by_budget = True
                 return await self._summary(replace(summary, stopped_by_budget=True))
+            if tail:
+                await self._finish_on_standard(pending)
+                continue
             self.round += 1
             self._phase = "submitting"
             await self._submit()
@@ -331,34 +345,63 @@ class RoundDriver:
         await anyio.to_thread.run_sync(self.calls.created, intent, created.id)
         return len(chunk)
 
-    async def _affordable(self, pending: int) -> bool:
-        spent, _, _ = await anyio.to_thread.run_sync(self.calls.costs, self.batch)
-        estimate = await self._estimate()
+    async def _affordable(self, pending: int, standard: bool) -> bool:
+        spent = await self._spent_so_far()
+        estimate, _ = await self._estimate(standard=standard)
         assert self.budget_usd is not None
         if spent + estimate <= self.budget_usd:
             return True
+        what = "the standard API" if standard else f"round {self.round + 1}"  # the tail, or a round
         self._note(
-            f"stopped by the budget before round {self.round + 1}: ${spent:.4f} spent, and its "
+            f"stopped by the budget before {what}: ${spent:.4f} spent, and its "
             f"{pending:,} requests would cost about ${estimate:.4f} more, crossing "
             f"${self.budget_usd:g}; finished items are written, the rest wait (re-run with "
             "--resume and a higher --budget-usd)"
         )
         return False
 
-    async def _estimate(self) -> float:
-        """The next round's cost: each call at the average its model's calls cost so far, or
-        else its request's size in tokens (~4 bytes each) and a tenth as many output tokens."""
+    async def _spent_so_far(self) -> float:
+        await self._update_spent()
+        return self._spent + self.layer.direct_cost_usd
+
+    async def _estimate(self, *, standard: bool = False) -> tuple[float, bool]:
+        """The pending calls' cost, at batch (or `standard`) rates: each call at the average
+        its model's calls cost so far, or else its request's size in tokens (~4 bytes each)
+        and a tenth as many output tokens (then the estimate is `guessed`, high)."""
         averages = await anyio.to_thread.run_sync(self.calls.average_costs, self.batch)
         sizes = await anyio.to_thread.run_sync(self.calls.pending_sizes, self.batch)
-        total = 0.0
+        total, guessed = 0.0, False
         for model, size in sizes:
             if model in averages:
-                total += averages[model]
+                total += averages[model][1 if standard else 0]
                 continue
             price = self.engine.tiers.price_of(model)
             if price is not None:
-                total += price.cost(Usage(size // 4, size // 40), batch=True)
-        return total
+                total += price.cost(Usage(size // 4, size // 40), batch=not standard)
+                guessed = True
+        return total, guessed
+
+    async def _finish_on_standard(self, pending: int) -> None:
+        """Make the pending calls, and every call after them, on the standard API: a tail
+        this small is not worth another round's wait."""
+        standard, guessed = await self._estimate(standard=True)
+        batch, _ = await self._estimate()
+        took = await anyio.to_thread.run_sync(self.calls.round_took, self.batch, self.round)
+        waited = f"the {duration_text(took)} round {self.round} took" if took else "a round's wait"
+        self._note(
+            f"{pending:,} calls left (at most --standard-tail {self.options.standard_tail}): "
+            f"making them on the standard API, in seconds rather than {waited}, for about "
+            f"${standard:.4f} at standard rates (${standard - batch:.4f} more than in a "
+            "Message Batch"
+            + (
+                "; at most: no call of a model it uses has been priced yet, and "
+                "the estimate counts no prompt-cache reads)"
+                if guessed
+                else ")"
+            )
+        )
+        await anyio.to_thread.run_sync(self.calls.go_direct, self.batch)
+        self.layer.direct = True
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -504,6 +547,8 @@ class RoundDriver:
             pending=pending,
             in_flight=in_flight,
             items_waiting=self._in_batches if in_flight or pending else 0,
+            standard_calls=self.layer.direct_calls,
+            standard_calls_cost_usd=self.layer.direct_cost_usd,
             by_node=tuple(BatchApiCost(*row) for row in by_node),
             waited_p50=waited[0],
             waited_max=waited[1],
