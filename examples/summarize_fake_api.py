@@ -134,12 +134,20 @@ def run(name: str, extra: list[str]) -> int:
             code = int(done.code or 0)
         finally:
             os.chdir(started_in)
-        calls = [r for r in server.requests if r.path == "/v1/messages"]
-        largest = max(r.response["usage"]["input_tokens"] + r.response["usage"][
-            "cache_read_input_tokens"] + r.response["usage"]["cache_creation_input_tokens"]
-            for r in calls if r.response)  # fmt: skip
+        # Direct calls' answers, and (with --batch-api) the messages in batch results.
+        answers = [r.response for r in server.requests if r.path == "/v1/messages"]
+        answers += [
+            line["result"]["message"]
+            for batch in server.batches
+            for line in batch.results.values()
+            if line["result"]["type"] == "succeeded"
+        ]
+        largest = max((a["usage"]["input_tokens"] + a["usage"]["cache_read_input_tokens"]
+                       + a["usage"]["cache_creation_input_tokens"]
+                       for a in answers if a), default=0)  # fmt: skip
         print(
-            f"fake API: {server.paid_calls} paid calls, the largest {largest:,} input tokens",
+            f"fake API: {server.paid_calls} paid calls, {server.paid_batch_requests} paid batch "
+            f"requests, the largest {largest:,} input tokens",
             file=sys.stderr,
         )
         return code

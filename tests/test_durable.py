@@ -122,6 +122,50 @@ def test_a_waiting_run_refuses_a_bad_answer_and_completes_with_a_good_one(
     assert calls(fake_anthropic) == 1  # the label was paid once
 
 
+PARENT = """\
+name: parent
+version: 1.0.0
+description: A fork of a sub-workflow that asks a person and a label that does not wait.
+input:
+  type: object
+  properties: {text: {type: string}}
+  required: [text]
+entry: [asked, other]
+nodes:
+  asked: {workflow: reviewed, input: {text: "{{ input.text }}"}}
+  other: {agent: labeller@^1, input: {text: "other {{ input.text }}"}}
+output:
+  approved: "{{ nodes.asked.output.approved }}"
+  other: "{{ nodes.other.output.label }}"
+"""
+
+
+def test_a_sub_workflow_that_waits_makes_its_parent_wait_and_the_fork_goes_on(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer
+) -> None:
+    project(tmp_path)
+    (tmp_path / "workflows" / "parent.yaml").write_text(PARENT, encoding="utf-8")
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "parent.yaml")
+
+    async def main() -> tuple[ma.RunResult, int, ma.RunResult]:
+        async with engine_on(fake_anthropic, tmp_path / "journal.sqlite3") as engine:
+            waiting = await engine.run(workflow, {"text": "a parcel"})
+            paid = calls(fake_anthropic)
+            done = await engine.resume(waiting.run_id, answer={"approved": True})
+            return waiting, paid, done
+
+    waiting, paid, done = anyio.run(main)
+
+    # Waiting, not failed; and the other branch of the fork ran on while the person waits.
+    assert waiting.status == "waiting", waiting.error
+    assert waiting.waiting_for is not None
+    assert waiting.waiting_for.node == "review"
+    assert paid == 2  # the sub-workflow's label and the other branch's
+    assert done.status == "ok", done.error
+    assert done.output["approved"] is True
+    assert calls(fake_anthropic) == 2  # nothing paid again on resume
+
+
 def test_a_resumed_runs_span_links_to_the_earlier_attempts_run_span(
     tmp_path: Path, fake_anthropic: FakeAnthropicServer
 ) -> None:

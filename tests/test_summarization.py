@@ -231,3 +231,42 @@ def test_the_longest_sample_against_the_fake_api(fake_anthropic: FakeAnthropicSe
     # Every reference key point is in the summary, word for word.
     summary = result.output["summary"]
     assert all(point["text"] in summary for point in keypoints)
+
+
+def test_the_longest_sample_in_batch_mode_maps_every_chunk_in_one_round(tmp_path: Path) -> None:
+    from microagents.runtime import SQLiteJournal
+    from microagents.runtime._batch import run_batch
+    from microagents.runtime._batch_api import BatchApiModel
+    from microagents.runtime._rounds import BatchApiOptions
+    from microagents.testing import BatchSettings
+
+    document = (DOCUMENTS / f"{LONGEST}.txt").read_text("utf-8")
+    (tmp_path / "items.jsonl").write_text(json.dumps({"document": document}) + "\n")
+    workflow = ma.Project(ROOT).load_workflow(WORKFLOW)
+    options = BatchApiOptions(poll_interval=0.02, max_poll_interval=0.05)
+
+    with FakeAnthropicServer(batches=BatchSettings(processing_seconds=0.02)) as server:
+        server.on(FAKE_API.answer)
+
+        async def summarise() -> ma.results.BatchSummary:
+            backend = AnthropicModel(api_key="k", base_url=server.base_url)
+            journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+            async with ma.Engine(BatchApiModel(backend), journal=journal) as engine:
+                return await run_batch(
+                    engine, workflow, tmp_path / "items.jsonl", tmp_path / "out.jsonl",
+                    batch_api=options,
+                )  # fmt: skip
+
+        summary = anyio.run(summarise)
+        sizes = [len(batch.results) for batch in server.batches]
+
+    (line,) = [json.loads(text) for text in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert line["status"] == "ok", line["error"]
+    keypoints = json.loads((DOCUMENTS / f"{LONGEST}.keypoints.json").read_text("utf-8"))
+    assert all(point["text"] in line["output"]["summary"] for point in keypoints)
+    # The 23 chunks of the map (each a branch that waits) go in the first round together;
+    # the merges (in a sub-workflow, in a map of their own) follow round by round.
+    assert sizes[0] == 23
+    assert sum(sizes) == 33  # the calls of the same run on the standard API
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds == len(sizes)

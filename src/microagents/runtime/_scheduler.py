@@ -165,9 +165,11 @@ class WorkflowRun:
             if len(pending) == 1:
                 await self._visit(pending[0])
             else:
+                waits = _Waits()
                 async with anyio.create_task_group() as group:
                     for node_id in pending:
-                        group.start_soon(self._drive, [node_id])
+                        group.start_soon(waits.run, self._drive, [node_id])
+                waits.raise_first()
             pending = self.ready
             self.ready = []
 
@@ -332,9 +334,11 @@ class WorkflowRun:
                 results[index] = run.output
 
         async def fan_out() -> None:
+            waits = _Waits()
             async with anyio.create_task_group() as group:
                 for index, item in enumerate(items):
-                    group.start_soon(one, index, item)
+                    group.start_soon(waits.run, one, index, item)
+            waits.raise_first()
 
         tracing = self.runtime.tracing
         if items and tracing is None:
@@ -453,6 +457,10 @@ class WorkflowRun:
         self.escalations.extend(
             Escalation(node.id, visit, e.trigger, e.from_tier, e.to_tier) for e in sub.escalations
         )
+        if sub.waiting_for is not None:
+            # It waits (for a person, or a Message Batch result): so does this run, and the
+            # sub-workflow replays its steps when this run is resumed.
+            raise RunSuspended(sub.waiting_for)
         if not sub.ok:
             raise NodeError(
                 f"sub-workflow '{node.workflow.name}' failed at '{sub.failed_node}': {sub.error}",
@@ -541,6 +549,29 @@ def _run_failure(group: BaseExceptionGroup) -> BaseException:
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     return leaf
+
+
+class _Waits:
+    """The branches of a fork or the items of a map that wait: one that waits lets the others
+    go on until they finish or wait too (a failure still stops them all). So every call that
+    can be made is deferred into the same Message Batches round, and every question a person
+    can be asked now is asked, rather than one a resume."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        self.first: RunSuspended | None = None
+
+    async def run(self, branch: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            await branch(*args)
+        except RunSuspended as suspended:
+            if self.first is None:
+                self.first = suspended
+
+    def raise_first(self) -> None:
+        if self.first is not None:
+            raise self.first
 
 
 class _InputError(NodeError):
