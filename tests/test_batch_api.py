@@ -21,6 +21,7 @@ from bench.model_costs import _batch, _script, _tiers
 import microagents as ma
 from microagents.errors import AnswerRefused
 from microagents.models._anthropic import AnthropicModel
+from microagents.models._cache import CachedModel
 from microagents.models._protocol import Usage
 from microagents.models._retry import RetryPolicy
 from microagents.results import BatchSummary
@@ -89,7 +90,11 @@ def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
 
 
 def out_lines(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
+    return out_lines_of(folder / "out.jsonl")
+
+
+def out_lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def batch_cost(server: FakeAnthropicServer, tiers: ma.models.TierTable) -> float:
@@ -409,6 +414,70 @@ def test_a_hop_answered_in_a_batch_records_its_batch_wait_and_standard_cost(
         env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     assert table.count("Message Batch msgbatch_") == 3
+
+
+def cached_run(
+    server: FakeAnthropicServer, folder: Path, cache: Path, name: str = "items.jsonl"
+) -> BatchSummary:
+    """A batch-mode run with the response cache on (`--cache --batch-api`)."""
+    tiers = _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(folder / "journal.sqlite3")
+        model = CachedModel(BatchApiModel(backend), cache)
+        async with ma.Engine(model, tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine, triage(), folder / name, folder / f"out-{name}", batch_api=FAST
+            )
+
+    return anyio.run(main)
+
+
+def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    # 6 tickets, each twice: identical requests, node by node.
+    items = [{**ticket, "id": f"{ticket['id']}-{n}"} for ticket in tickets(6) for n in (1, 2)]
+    write_items(tmp_path, items)
+    summary = cached_run(server, tmp_path, tmp_path / "cache.sqlite3")
+    assert summary.all_ok
+    assert summary.batch_api is not None
+    paid = server.paid_batch_requests
+    # One request for both copies of each ticket's calls (three each, four if escalated).
+    assert 3 * 6 < paid < 4 * 6
+    assert sum(t.calls for t in summary.tiers.values()) == 2 * paid
+    assert summary.batch_api.duplicates == paid
+    assert summary.batch_api.calls == paid
+    lines = {line["id"]: line for line in out_lines_of(tmp_path / "out-items.jsonl")}
+    for ticket in tickets(6):
+        first, second = lines[f"{ticket['id']}-1"], lines[f"{ticket['id']}-2"]
+        assert first["output"] == second["output"]
+    # Every request paid once, by whichever copy asked first: a copy answered costs nothing.
+    total = sum(line["cost_usd"] for line in lines.values())
+    assert total == pytest.approx(summary.batch_api.cost_usd)
+    assert_paid_once(server)
+
+    # The results are in the response cache: the same tickets again ask the API nothing.
+    (tmp_path / "again.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    again = cached_run(server, tmp_path, tmp_path / "cache.sqlite3", "again.jsonl")
+    assert again.all_ok
+    assert server.paid_batch_requests == paid
+    assert again.cache_hits == 2 * paid
+
+
+def test_with_the_response_cache_a_repeated_request_shares_its_leaders_failure(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.batch_settings = BatchSettings(processing_seconds=0.01, canceled=1.0)
+    write_items(tmp_path, [{**tickets(1)[0], "id": f"copy-{n}"} for n in range(3)])
+    summary = cached_run(server, tmp_path, tmp_path / "cache.sqlite3")
+    assert summary.failed == 3
+    lines = out_lines_of(tmp_path / "out-items.jsonl")
+    assert all("was canceled" in line["error"] for line in lines)
+    assert [len(batch.results) for batch in server.batches] == [1]
 
 
 # -- what a result can be, and the budget ----------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,13 @@ class CachedModel:
         self._store.close()
 
     # -- storage (in a worker thread) -------------------------------------------------------
+
+    def put_many(self, answers: Sequence[tuple[str, ModelResponse]]) -> None:
+        """Cache answers got elsewhere (a Message Batch's results), by key (`request_key`).
+        Blocking: call it from a worker thread."""
+        for key, response in answers:
+            if response.stop_reason != "max_tokens" and not response.simulated:
+                self._put(key, response)
 
     def _get(self, key: str) -> ModelResponse | None:
         with self._store as db:

@@ -358,6 +358,9 @@ class BatchApiFigures:
     waited_p50: float | None = None
     """How long a call waited for its result (deferred to collected), median, seconds."""
     waited_max: float | None = None
+    duplicates: int = 0
+    """With the response cache on: calls answered with the result of the same request,
+    asked once in its round."""
     standard_calls: int = 0
     """Calls made on the standard API to finish a small tail (`standard_tail`)."""
     standard_calls_cost_usd: float = 0.0
@@ -383,6 +386,7 @@ class BatchApiFigures:
                 for c in self.by_node
             ],
             "waited_s": {"p50": self.waited_p50, "max": self.waited_max},
+            "duplicates": self.duplicates,
             "standard_calls": self.standard_calls,
             "standard_calls_cost_usd": round(self.standard_calls_cost_usd, 8),
         }
@@ -394,6 +398,8 @@ class BatchApiFigures:
             f"{self.calls:,} calls ${self.cost_usd:.4f} at batch rates "
             f"(${self.standard_cost_usd:.4f} at standard rates, ${saved:.4f} saved)"
         )
+        if self.duplicates:
+            text += f"; {self.duplicates:,} repeated requests answered once"
         if self.standard_calls:
             text += (
                 f"; the last {self.standard_calls:,} calls on the standard API "

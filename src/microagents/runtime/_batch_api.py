@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from ..errors import InvalidRequestError, NodeError, RunSuspended, ServerError
 from ..models._anthropic import AnthropicModel
+from ..models._cache import request_key
 from ..models._protocol import Model, ModelRequest, ModelResponse, aclose_inner
 from ..models._ratelimit import RateLimitedModel
 from ..models._retry import RetryingModel
@@ -61,6 +62,11 @@ class BatchApiModel:
         """This pass makes its calls on the standard API (the driver finishes a tail)."""
         self.direct_calls = 0
         self.direct_cost_usd = 0.0
+        self.dedupe = False
+        """A response cache is on (above this layer): a request the pass has already deferred
+        is not deferred again; the call follows the first one's result."""
+        self.leaders: dict[str, str] = {}
+        """The pass's deferred requests, by cache key → the custom id of the first."""
         self.batch: str | None = None
         self.round = 0
         self.states: dict[str, CallState] = {}
@@ -79,6 +85,7 @@ class BatchApiModel:
         self.store, self.batch, self.round, self.states = store, batch, round_, states
         self.queued = []
         self.deferred = 0
+        self.leaders = {}
 
     async def flush(self) -> None:
         """Write the calls deferred so far to the store (pending, for the next round)."""
@@ -104,10 +111,7 @@ class BatchApiModel:
         if known is not None and known.state == "failed":
             raise _failure(node, cid, known)
         if known is None:
-            params = json.dumps(self.backend.to_params(request), ensure_ascii=False)
-            self.queued.append(
-                PendingCall(cid, run.run_id, key, signature, node, request.model, params)
-            )
+            self.queued.append(self._pending(request, cid, run.run_id, key, signature, node))
             if len(self.queued) >= FLUSH_EVERY:
                 await self.flush()
         self.deferred += 1
@@ -119,6 +123,22 @@ class BatchApiModel:
                 key,
                 kind="batch_result",
             )
+        )
+
+    def _pending(
+        self, request: ModelRequest, cid: str, run_id: str, step: str, signature: str, node: str
+    ) -> PendingCall:
+        cache_key = request_key(request) if self.dedupe and request.temperature == 0 else None
+        leader = self.leaders.get(cache_key) if cache_key is not None else None
+        if leader is not None:
+            return PendingCall(
+                cid, run_id, step, signature, node, request.model, "", same_as=leader
+            )
+        if cache_key is not None:
+            self.leaders[cache_key] = cid
+        params = json.dumps(self.backend.to_params(request), ensure_ascii=False)
+        return PendingCall(
+            cid, run_id, step, signature, node, request.model, params, cache_key=cache_key
         )
 
 

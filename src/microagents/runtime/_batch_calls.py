@@ -7,8 +7,10 @@ Two tables in the journal's SQLite file (so that one file holds everything a res
   step and request signature its result will be recorded under, the request's wire
   parameters, and where it stands: ``pending`` (not submitted yet), ``submitting`` (in a
   batch being created), ``submitted`` (in a Message Batch), ``done`` (its result is in the
-  journal), ``failed`` (errored past the retry policy, expired past the limit, canceled) or
-  ``direct`` (made on the standard API instead, finishing a small tail of calls);
+  journal), ``failed`` (errored past the retry policy, expired past the limit, canceled),
+  ``direct`` (made on the standard API instead, finishing a small tail of calls) or
+  ``follows`` (with the response cache on: the same request as another call of the round,
+  its ``same_as``, whose result it gets without being submitted);
 - ``message_batches``: every Message Batch created for a microagents batch, with its round,
   size and state (``submitting``, ``in_progress``, ``canceling`` — asked to cancel through
   `microagents batches cancel`, collected as usual — or ``collected``).
@@ -24,6 +26,7 @@ Each method runs in a worker thread; every write is one synchronous transaction.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +56,8 @@ CREATE TABLE IF NOT EXISTS batch_calls (
     standard_usd REAL,
     queued REAL NOT NULL,
     waited REAL,
+    cache_key TEXT,
+    same_as TEXT,
     PRIMARY KEY (batch, custom_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batch_calls_by_state ON batch_calls (batch, state);
@@ -93,6 +98,10 @@ class PendingCall:
     model: str
     params: str
     """The request's wire parameters (JSON)."""
+    cache_key: str | None = None
+    """With the response cache on: where its result goes in the cache."""
+    same_as: str | None = None
+    """With the response cache on: the call of this round with the same request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,19 @@ class Submitted:
     tries: int
     expiries: int
     queued: float
+    cache_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Follower:
+    """A call that gets the result of the call with the same request (`same_as`)."""
+
+    custom_id: str
+    run_id: str
+    step: str
+    signature: str
+    same_as: str
+    queued: float
 
 
 class BatchCallStore:
@@ -128,7 +150,7 @@ class BatchCallStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._store = StoreConnection(self.path, SCHEMA, synchronous="FULL")
+        self._store = StoreConnection(self.path, SCHEMA, synchronous="FULL", migrate=_migrate)
 
     def close(self) -> None:
         self._store.close()
@@ -154,10 +176,11 @@ class BatchCallStore:
                 # keeps its record: only its state may move back to pending.
                 db.executemany(
                     "INSERT INTO batch_calls (batch, custom_id, run_id, step, signature, node, "
-                    "model, params, state, round, tries, expiries, queued) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, 0, 0, ?) "
-                    "ON CONFLICT (batch, custom_id) DO UPDATE SET state = 'pending', "
-                    "signature = excluded.signature, params = excluded.params "
+                    "model, params, state, round, tries, expiries, queued, cache_key, same_as) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?) "
+                    "ON CONFLICT (batch, custom_id) DO UPDATE SET state = excluded.state, "
+                    "signature = excluded.signature, params = excluded.params, "
+                    "cache_key = excluded.cache_key, same_as = excluded.same_as "
                     "WHERE state = 'done'",
                     [
                         (
@@ -168,9 +191,13 @@ class BatchCallStore:
                             c.signature,
                             c.node,
                             c.model,
-                            c.params,
+                            # A follower's request is its leader's: not stored twice.
+                            c.params if c.same_as is None else "",
+                            "pending" if c.same_as is None else "follows",
                             round_,
                             now,
+                            c.cache_key,
+                            c.same_as,
                         )
                         for c in calls
                     ],
@@ -327,11 +354,32 @@ class BatchCallStore:
     def submitted(self, batch_id: str) -> dict[str, Submitted]:
         with self._store as db:
             rows = db.execute(
-                "SELECT custom_id, run_id, step, signature, model, tries, expiries, queued "
-                "FROM batch_calls WHERE message_batch = ? AND state = 'submitted'",
+                "SELECT custom_id, run_id, step, signature, model, tries, expiries, queued, "
+                "cache_key FROM batch_calls WHERE message_batch = ? AND state = 'submitted'",
                 (batch_id,),
             )
             return {r[0]: Submitted(*r) for r in rows}
+
+    def followers(self, batch: str, batch_id: str) -> list[Follower]:
+        """The calls that follow a call of `batch_id` (same request, asked once)."""
+        with self._store as db:
+            rows = db.execute(
+                "SELECT f.custom_id, f.run_id, f.step, f.signature, f.same_as, f.queued "
+                "FROM batch_calls l JOIN batch_calls f "
+                "ON f.batch = l.batch AND f.same_as = l.custom_id AND f.state = 'follows' "
+                "WHERE l.message_batch = ? AND l.batch = ?",
+                (batch_id, batch),
+            )
+            return [Follower(*r) for r in rows]
+
+    def duplicates(self, batch: str) -> int:
+        """Calls answered with the result of the same request made once."""
+        with self._store as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM batch_calls WHERE batch = ? AND outcome = 'duplicate'",
+                (batch,),
+            ).fetchone()
+            return int(count)
 
     def settle(
         self,
@@ -350,7 +398,8 @@ class BatchCallStore:
                     "UPDATE batch_calls SET state = ?, outcome = ?, error = ?, cost_usd = ?, "
                     "standard_usd = ?, waited = ? - queued, "
                     "expiries = expiries + (? = 'expired') "
-                    "WHERE batch = ? AND custom_id = ? AND message_batch = ?",
+                    "WHERE batch = ? AND custom_id = ? AND "
+                    "(message_batch = ? OR state = 'follows')",
                     [
                         (state, outcome, error, cost, standard, now, outcome, batch, cid, batch_id)
                         for cid, state, outcome, error, cost, standard in outcomes
@@ -447,6 +496,18 @@ class BatchCallStore:
                 (batch,),
             )
             return [(model, int(size)) for model, size in rows]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Journal files made before the response cache worked in batch mode lack two columns."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(batch_calls)")}
+    for column in ("cache_key", "same_as"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE batch_calls ADD COLUMN {column} TEXT")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS batch_calls_by_leader ON batch_calls (batch, same_as) "
+        "WHERE same_as IS NOT NULL"
+    )
 
 
 def _counts(text: str | None) -> dict[str, int] | None:

@@ -25,6 +25,7 @@ from ..errors import AnswerRefused, JournalError, MicroagentsError, RunNotFound,
 from ..graph._compiled import CompiledWorkflow
 from ..models._anthropic import AnthropicModel
 from ..models._backends import anthropic_model, simulated_model
+from ..models._cache import CachedModel
 from ..models._protocol import CacheTTL, Model, aclose_inner
 from ..models._ratelimit import RUN_ORDER_LABEL
 from ..models._simulate import SimulatedLatency
@@ -120,7 +121,11 @@ class Engine:
             # and an errored request is tried again in the next round. Rounds take minutes to
             # hours: the 1 h cache TTL keeps a prefix cached from one round to the next.
             ttl: CacheTTL = "1h" if cache_ttl == "5m" else cache_ttl
-            deferring = BatchApiModel(AnthropicModel(tiers=tiers, cache_ttl=ttl))
+            deferring: Model = BatchApiModel(AnthropicModel(tiers=tiers, cache_ttl=ttl))
+            if cache_path is not None:
+                # Above the batch layer: a cached answer is never deferred, and the round
+                # driver caches each result it collects (and asks a repeated request once).
+                deferring = CachedModel(deferring, cache_path)
             return cls(deferring, tiers=tiers, tracing=chosen, journal=store, origin=origin)
         model = anthropic_model(tiers=tiers, cache_path=cache_path, cache_ttl=cache_ttl)
         return cls(model, tiers=tiers, tracing=chosen, journal=store, origin=origin)

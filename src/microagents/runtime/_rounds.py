@@ -33,14 +33,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from ..errors import MicroagentsError
 from ..graph._compiled import CompiledWorkflow
-from ..models._protocol import BatchedCall, Usage
+from ..models._cache import CachedModel
+from ..models._protocol import BatchedCall, ModelResponse, Usage
 from ..models._retry import RetryPolicy
 from ..results._summary import (
     BatchApiCost,
@@ -59,13 +60,15 @@ from ._batch import (
     default_out_path,
 )
 from ._batch_api import BatchApiModel
-from ._batch_calls import BatchCallStore, MessageBatchRecord, Submitted
+from ._batch_calls import BatchCallStore, Follower, MessageBatchRecord, Submitted
 from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._journal import batch_key, encode_response
 from ._journal_store import JournalStore
 
 if TYPE_CHECKING:
     import anthropic
+
+T = TypeVar("T")
 
 MAX_REQUESTS = 100_000
 """The API's limits of one Message Batch: requests, and bytes of its body."""
@@ -75,6 +78,8 @@ REQUESTS_PER_BATCH = 5_000
 about three times (the JSON, its dicts, the SDK's copy; ~9 KB for a small agent's request),
 so a 100,000-request batch would take ~900 MB while a 5,000 one takes ~45 MB. The batches of
 a round are created one after another and processed by the API side by side."""
+Outcome = tuple[str, str, str | None, str | None, float | None, float | None]
+"""What a call came to: (custom id, new state, outcome, error, cost, standard cost)."""
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 
 
@@ -158,6 +163,10 @@ class RoundDriver:
         self.observer = observer
         self.options = options or BatchApiOptions()
         self.layer = layer
+        self.cache = _layer_above(engine, layer, CachedModel)
+        """The response cache over the batch layer, if on: requests the same as one in the
+        round are asked once, and every result is cached (for later rounds and runs)."""
+        layer.dedupe = self.cache is not None
         self.calls = BatchCallStore(Path(path))
         self.batch = batch_key(workflow, self.input_path)
         self.round = 0
@@ -440,8 +449,13 @@ class RoundDriver:
 
     async def _results(self, record: MessageBatchRecord, found: Any) -> None:
         client = self.layer.backend.client
-        submitted = await anyio.to_thread.run_sync(self.calls.submitted, record.id)
-        outcomes: list[tuple[str, str, str | None, str | None, float | None, float | None]] = []
+        calls = self.calls
+        submitted = await anyio.to_thread.run_sync(calls.submitted, record.id)
+        followers = await anyio.to_thread.run_sync(calls.followers, self.batch, record.id)
+        followed = {f.same_as for f in followers}
+        outcomes: list[Outcome] = []
+        answers: dict[str, tuple[Outcome, ModelResponse | None]] = {}
+        to_cache: list[tuple[str, ModelResponse]] = []
         counts: dict[str, int] = {}
         now = time.time()
         async for line in await client.messages.batches.results(record.id):
@@ -450,18 +464,56 @@ class RoundDriver:
                 continue
             kind = line.result.type
             counts[kind] = counts.get(kind, 0) + 1
-            outcomes.append(self._outcome(record, call, line.result, now))
+            outcome, response = self._outcome(record, call, line.result, now)
+            outcomes.append(outcome)
+            if call.custom_id in followed:
+                answers[call.custom_id] = (outcome, response)
+            if response is not None and call.cache_key is not None:
+                to_cache.append((call.cache_key, response))
+        outcomes += self._follow(record, followers, answers, now)
         # The answers are committed to the journal before their calls are marked done: a
         # kill in between collects them again (the same rows), it never loses one.
         await self.journal.durable()
-        await anyio.to_thread.run_sync(self.calls.settle, self.batch, record.id, outcomes, counts)
+        await anyio.to_thread.run_sync(calls.settle, self.batch, record.id, outcomes, counts)
+        if self.cache is not None and to_cache:
+            await anyio.to_thread.run_sync(self.cache.put_many, to_cache)
         await self._update_spent()
         described = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-        self._note(f"round {record.round}: {record.id} ended: {described}")
+        shared = sum(1 for o in outcomes if o[2] == "duplicate")
+        also = f" (and {shared} identical requests answered with them)" if shared else ""
+        self._note(f"round {record.round}: {record.id} ended: {described}{also}")
+
+    def _follow(
+        self,
+        record: MessageBatchRecord,
+        followers: Sequence[Follower],
+        answers: dict[str, tuple[Outcome, ModelResponse | None]],
+        now: float,
+    ) -> list[Outcome]:
+        """Each follower gets its leader's fate: its answer (journaled as a response-cache
+        hit: no cost), or its failure; a leader tried again takes its followers along."""
+        outcomes: list[Outcome] = []
+        for follower in followers:
+            found = answers.get(follower.same_as)
+            if found is None:
+                continue
+            (_, state, outcome, error, _, _), response = found
+            cid = follower.custom_id
+            if response is not None:
+                batched = BatchedCall(record.id, cid, now - follower.queued, 0.0)
+                copied = replace(response, cached=True, cost_usd=0.0, batch=batched)
+                self.journal.record_step(
+                    follower.run_id, follower.step, "model", follower.signature,
+                    encode_response(copied),
+                )  # fmt: skip
+                outcomes.append((cid, "done", "duplicate", None, None, None))
+            elif state == "failed":
+                outcomes.append((cid, "failed", outcome, error, None, None))
+        return outcomes
 
     def _outcome(
         self, record: MessageBatchRecord, call: Submitted, result: Any, now: float
-    ) -> tuple[str, str, str | None, str | None, float | None, float | None]:
+    ) -> tuple[Outcome, ModelResponse | None]:
         kind = result.type
         cid = call.custom_id
         if kind == "succeeded":
@@ -477,7 +529,12 @@ class RoundDriver:
             self.journal.record_step(
                 call.run_id, call.step, "model", call.signature, encode_response(response)
             )
-            return cid, "done", kind, None, cost, standard
+            return (cid, "done", kind, None, cost, standard), response
+        return self._unanswered(record, call, result), None
+
+    def _unanswered(self, record: MessageBatchRecord, call: Submitted, result: Any) -> Outcome:
+        kind = result.type
+        cid = call.custom_id
         if kind == "errored":
             error = result.error.error
             text = f"{error.type}: {error.message}"
@@ -536,6 +593,7 @@ class RoundDriver:
         pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
         by_node = await anyio.to_thread.run_sync(calls.costs_by_node, self.batch)
         waited = await anyio.to_thread.run_sync(calls.waited, self.batch)
+        duplicates = await anyio.to_thread.run_sync(calls.duplicates, self.batch)
         in_flight = sum(1 for r in records if r.status != "collected")
         self._phase = "detached" if in_flight else "stopped" if pending else "finished"
         figures = BatchApiFigures(
@@ -547,6 +605,7 @@ class RoundDriver:
             pending=pending,
             in_flight=in_flight,
             items_waiting=self._in_batches if in_flight or pending else 0,
+            duplicates=duplicates,
             standard_calls=self.layer.direct_calls,
             standard_calls_cost_usd=self.layer.direct_cost_usd,
             by_node=tuple(BatchApiCost(*row) for row in by_node),
@@ -566,6 +625,16 @@ class RoundDriver:
     def _note(self, message: str) -> None:
         if self.observer is not None:
             self.observer.note(message)
+
+
+def _layer_above(engine: Engine, below: object, kind: type[T]) -> T | None:
+    """The layer of type `kind` in `engine`'s model stack above `below`, if any."""
+    seen: Any = engine.model
+    while seen is not None and seen is not below:
+        if isinstance(seen, kind):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 def batch_api_layer(engine: Engine) -> BatchApiModel | None:
