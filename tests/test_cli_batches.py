@@ -115,3 +115,29 @@ def test_collect_finishes_the_batches_in_flight_like_resume(
     code, _, err = run_cli(["batches", "collect"], capsys)
     assert code == 0
     assert "no Message Batches in flight" in err
+
+
+def test_collect_goes_on_as_the_run_was_started_from_any_folder(
+    server: FakeAnthropicServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(
+        ["run", str(ROOT / "workflows" / "support_triage.yaml"), "--input-file", "items.jsonl",
+         "--out", "out.jsonl", "--batch-api", "--detach", "--standard-tail", "100",
+         "--agents", str(ROOT / "agents")],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative input path, collected from another folder
+    code, _, err = run_cli(["batches", "collect"], capsys)
+    assert code == 0, err
+    assert len(out_lines(tmp_path)) == 4
+    # The run's --standard-tail holds for its collection: round 2 went to the standard API.
+    assert len(server.batches) == 1
+    assert server.paid_calls > 0
+    assert "making them on the standard API" in err

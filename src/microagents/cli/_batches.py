@@ -234,7 +234,8 @@ def collect(
                 f"batch {key} was not started by `microagents run`: collect it from Python "
                 "with run_batch(..., batch_api=..., resume=True)"
             )
-        input_file = Path(label.split(" < ", 1)[1])
+        # Recorded by `microagents run`; a journal from before names it only in the label.
+        input_file = Path(origin.get("input_file") or label.split(" < ", 1)[1])
         project = make_project(
             agent_dirs or tuple(Path(p) for p in origin.get("agents", [])),
             tool_modules or tuple(origin.get("tools", [])),
@@ -258,7 +259,7 @@ def collect(
             "anthropic",
             workflow,
             tiers,
-            cache=False,
+            cache=bool(origin.get("cache")),
             cache_ttl="5m",
             latency_scale=0.0,
             origin=origin,
@@ -274,6 +275,7 @@ def collect(
             budget_usd=None,
             batch_api=True,
             detach=detach,
+            standard_tail=int(origin.get("standard_tail") or 0),
         )
         worst = max(worst, code)
     return worst

@@ -125,9 +125,9 @@ DEFAULT_CONCURRENCY = 16  # the engine's default, without importing the engine t
     default=0,
     show_default=True,
     metavar="N",
-    help="With --batch-api: when a round would hold at most N calls, make them (and the "
-    "calls after them) on the standard API instead: seconds instead of another round's "
-    "wait, at standard prices. The run says what that costs.",
+    help="With --batch-api: when a round after the first would hold at most N calls, make "
+    "them (and the calls after them) on the standard API instead: seconds instead of another "
+    "round's wait, at standard prices. The run says what that costs.",
 )
 @project_options
 def run(
@@ -207,6 +207,16 @@ def run(
         "tools": list(tool_modules),
         "agents": [str(folder.resolve()) for folder in agent_dirs],
         "sources": list(sources),
+        # What `microagents batches collect` needs to go on with a batch in Message Batches mode.
+        **(
+            {
+                "input_file": str(input_file.resolve()),
+                "cache": cache,
+                "standard_tail": standard_tail,
+            }
+            if batch_api and input_file is not None
+            else {}
+        ),
     }
     engine = _engine(
         backend,

@@ -101,9 +101,9 @@ class BatchApiOptions:
     detach: bool = False
     """Return once a round is submitted; collect later with ``resume``."""
     standard_tail: int = 0
-    """When a round would hold at most this many calls, make them on the standard API
-    instead (at standard prices, in seconds rather than another round's minutes to hours),
-    and every call after them until the items finish. 0: never."""
+    """When a round after the first would hold at most this many calls, make them on the
+    standard API instead (at standard prices, in seconds rather than another round's minutes
+    to hours), and every call after them until the items finish. 0: never."""
 
     def __post_init__(self) -> None:
         if not 0 < self.requests_per_batch <= MAX_REQUESTS:
@@ -264,7 +264,8 @@ class RoundDriver:
             pending = await anyio.to_thread.run_sync(calls.count, self.batch, "pending")
             if summary.interrupted or not pending:
                 return await self._summary(summary)
-            tail = pending <= self.options.standard_tail
+            # A tail follows a round: a batch whose first round is small is still a batch.
+            tail = self.round > 0 and pending <= self.options.standard_tail
             if self.budget_usd is not None and not await self._affordable(pending, tail):
                 self.stopped_by_budget = True
                 return await self._summary(replace(summary, stopped_by_budget=True))
