@@ -427,3 +427,16 @@ def test_a_batch_through_a_gateway_without_rate_limit_headers_finishes_items_in_
     assert {(t.tier, t.model, t.limit, t.per_minute, t.source) for t in watch.seen} == {
         ("haiku", HAIKU, "requests", 50, "default")
     }
+
+
+def test_the_progress_line_is_not_repeated_while_nothing_changes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import replace
+
+    observer = _PlainProgress()
+    for elapsed in (5.0, 10.0, 15.0, 64.0, 66.0):  # a batch waiting: the same counts
+        observer.update(replace(progress(), elapsed=elapsed))
+    observer.update(replace(progress(), elapsed=70.0, done=13))  # something happened
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("]")[0].strip("[ ") for line in lines] == ["5.0s", "66.0s", "70.0s"]

@@ -572,9 +572,15 @@ class _RichProgress:
 
 
 class _PlainProgress:
-    """A line every few seconds, for logs and pipes."""
+    """A line every few seconds, for logs and pipes; while nothing changes (a Message Batch
+    being processed for hours), one a minute."""
 
     interval = PLAIN_PROGRESS_INTERVAL
+    unchanged_interval = 60.0
+
+    def __init__(self) -> None:
+        self._last = ""
+        self._last_at = -math.inf
 
     def __enter__(self) -> _PlainProgress:
         return self
@@ -590,13 +596,16 @@ class _PlainProgress:
             if left > 0:
                 eta = f", ETA {left * progress.elapsed / progress.done:.0f}s"
         throttled = _throttled(progress)
+        rounds = f" · {progress.rounds.describe()}" if progress.rounds is not None else ""
+        said = f"{progress.done}/{to_do} items: {_detail(progress)}"
+        tail = rounds + (f" · {throttled}" if throttled else "")
+        if said + tail == self._last and (
+            progress.elapsed - self._last_at < self.unchanged_interval
+        ):
+            return
+        self._last, self._last_at = said + tail, progress.elapsed
         # A short write to stderr every few seconds: not worth a thread hop.
-        click.echo(
-            f"[{progress.elapsed:7.1f}s] {progress.done}/{to_do} items: {_detail(progress)}{eta}"
-            + (f" · {progress.rounds.describe()}" if progress.rounds is not None else "")
-            + (f" · {throttled}" if throttled else ""),
-            err=True,
-        )
+        click.echo(f"[{progress.elapsed:7.1f}s] {said}{eta}{tail}", err=True)
 
     def note(self, message: str, **future_kwargs: Any) -> None:
         click.echo(message, err=True)
