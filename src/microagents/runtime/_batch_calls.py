@@ -364,11 +364,12 @@ class BatchCallStore:
         """The calls that follow a call of `batch_id` (same request, asked once)."""
         with self._store as db:
             rows = db.execute(
-                "SELECT f.custom_id, f.run_id, f.step, f.signature, f.same_as, f.queued "
-                "FROM batch_calls l JOIN batch_calls f "
-                "ON f.batch = l.batch AND f.same_as = l.custom_id AND f.state = 'follows' "
-                "WHERE l.message_batch = ? AND l.batch = ?",
-                (batch_id, batch),
+                # From the calls that follow (none without the response cache), by state.
+                "SELECT custom_id, run_id, step, signature, same_as, queued "
+                "FROM batch_calls INDEXED BY batch_calls_by_state "
+                "WHERE batch = ? AND state = 'follows' AND same_as IN "
+                "(SELECT custom_id FROM batch_calls WHERE message_batch = ?)",
+                (batch, batch_id),
             )
             return [Follower(*r) for r in rows]
 
@@ -504,10 +505,6 @@ def _migrate(db: sqlite3.Connection) -> None:
     for column in ("cache_key", "same_as"):
         if column not in columns:
             db.execute(f"ALTER TABLE batch_calls ADD COLUMN {column} TEXT")
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS batch_calls_by_leader ON batch_calls (batch, same_as) "
-        "WHERE same_as IS NOT NULL"
-    )
 
 
 def _counts(text: str | None) -> dict[str, int] | None:
