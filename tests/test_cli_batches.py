@@ -141,3 +141,18 @@ def test_collect_goes_on_as_the_run_was_started_from_any_folder(
     assert len(server.batches) == 1
     assert server.paid_calls > 0
     assert "making them on the standard API" in err
+
+
+def test_runs_waiting_for_a_batch_say_so_and_how_to_collect(
+    server: FakeAnthropicServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detached_run(tmp_path, capsys)
+    code, out, _ = run_cli(["runs", "list", "--status", "waiting"], capsys)
+    assert code == 0
+    listed = out.splitlines()
+    assert len(listed) == 4
+    assert all(line.endswith("waits at route for a Message Batch result") for line in listed)
+    code, out, _ = run_cli(["runs", "show", listed[0].split()[0]], capsys)
+    assert code == 0
+    assert "collect it: microagents batches collect" in out
+    assert "--answer" not in out

@@ -41,7 +41,11 @@ def list_runs(status: str | None, workflow: str | None, limit: int) -> int:
         return EXIT_OK
     for record in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated))
-        waits = f"  waits at {record.waiting.node}" if record.waiting is not None else ""
+        waiting = record.waiting
+        waits = ""
+        if waiting is not None:
+            what = "a Message Batch result" if waiting.kind == "batch_result" else "a person"
+            waits = f"  waits at {waiting.node} for {what}"
         click.echo(
             f"{record.run_id}  {record.status:<8} {record.workflow}  {when}  "
             f"attempt {record.attempts}{waits}"
@@ -64,7 +68,10 @@ def show(run_id: str, as_json: bool) -> int:
     )
     if record.error:
         click.echo(f"error: {record.error}")
-    if record.waiting is not None:
+    if record.waiting is not None and record.waiting.kind == "batch_result":
+        click.echo(f"waiting at node '{record.waiting.node}' for {record.waiting.question}")
+        click.echo("collect it: microagents batches collect (or the batch's command + --resume)")
+    elif record.waiting is not None:
         click.echo(f"waiting at node '{record.waiting.node}': {record.waiting.question}")
         click.echo(f"answer schema: {json.dumps(dict(record.waiting.schema))}")
         click.echo(f"answer it: microagents runs resume {record.run_id} --answer 'JSON'")
