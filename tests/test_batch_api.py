@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import anyio
 import pytest
 from bench.model_costs import _batch, _script, _tiers
@@ -29,7 +30,7 @@ from microagents.runtime._batch import BatchProgress, run_batch
 from microagents.runtime._batch_api import BatchApiModel
 from microagents.runtime._journal_store import SQLiteJournal
 from microagents.runtime._rounds import BatchApiOptions, RoundDriver
-from microagents.testing import BatchSettings, FakeAnthropicServer, FakeModel
+from microagents.testing import BatchSettings, FakeAnthropicServer, FakeModel, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-not-a-real-key"
@@ -478,6 +479,98 @@ def test_with_the_response_cache_a_repeated_request_shares_its_leaders_failure(
     lines = out_lines_of(tmp_path / "out-items.jsonl")
     assert all("was canceled" in line["error"] for line in lines)
     assert [len(batch.results) for batch in server.batches] == [1]
+
+
+# -- an API that is full, failing or unreachable for a while ------------------------------
+
+
+def noted_run(
+    server: FakeAnthropicServer, folder: Path, options: BatchApiOptions = FAST
+) -> tuple[BatchSummary, list[str]]:
+    tiers = _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+    recorder = Recorder()
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(folder / "journal.sqlite3")
+        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine, triage(), folder / "items.jsonl", folder / "out.jsonl",
+                observer=recorder, batch_api=options,
+            )  # fmt: skip
+
+    return anyio.run(main), recorder.notes
+
+
+def test_a_full_processing_queue_leaves_the_rest_for_the_next_round(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.batch_settings = BatchSettings(processing_seconds=0.05, queue_limit=15)
+    write_items(tmp_path, tickets(25))
+    summary, notes = noted_run(server, tmp_path, replace(FAST, requests_per_batch=10))
+    assert summary.all_ok
+    assert len(out_lines(tmp_path)) == 25
+    assert all(len(batch.results) <= 10 for batch in server.batches)
+    assert any("refused a batch for now: rate_limit_error" in note for note in notes)
+    assert any("wait for the next round" in note for note in notes)
+    assert_paid_once(server)
+    assert server.paid_batch_requests == 3 * 25 + 25 // 5
+
+
+def test_a_queue_full_of_other_batches_is_waited_out(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    server.batch_settings = BatchSettings(processing_seconds=0.3, queue_limit=10)
+    client = anthropic.Anthropic(api_key=API_KEY, base_url=server.base_url)
+    params = {"model": "claude-haiku-4-5", "max_tokens": 10,
+              "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    client.messages.batches.create(
+        requests=[{"custom_id": f"other-{n}", "params": params} for n in range(8)]  # type: ignore[misc,list-item]
+    )  # another job of the same account, before this run's script
+    _script(server)
+    write_items(tmp_path, tickets(5))
+    summary, notes = noted_run(server, tmp_path)
+    assert summary.all_ok
+    assert any("trying again in" in note for note in notes)
+    assert_paid_once(server)
+
+
+def test_a_lost_answer_to_a_create_adopts_the_batch_instead_of_creating_it_twice(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.fail_batches(Fault.drop_connection(), endpoint="create", on_calls=[1])
+    write_items(tmp_path, tickets(10))
+    summary, _ = noted_run(server, tmp_path)
+    assert summary.all_ok
+    assert summary.batch_api is not None
+    assert len(server.batches) == summary.batch_api.rounds  # one a round: none twice
+    assert_paid_once(server)
+
+
+def test_polling_through_failures_and_a_failed_create_goes_on(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.fail_batches(Fault.overloaded(), endpoint="list", on_calls=range(2, 9))
+    server.fail_batches(Fault.server_error(), endpoint="create", on_calls=[2])
+    write_items(tmp_path, tickets(10))
+    summary, notes = noted_run(server, tmp_path)
+    assert summary.all_ok
+    assert any("polling the Message Batches failed (overloaded_error" in n for n in notes)
+    assert any("failed to create a batch: api_error" in note for note in notes)
+    assert_paid_once(server)
+
+
+def test_a_key_refused_while_polling_stops_the_run_saying_the_batches_go_on(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.fail_batches(Fault.unauthorized(), endpoint="list")
+    write_items(tmp_path, tickets(3))
+    with pytest.raises(ma.MicroagentsError, match="collect them later with --resume"):
+        noted_run(server, tmp_path)
 
 
 # -- what a result can be, and the budget ----------------------------------------------------

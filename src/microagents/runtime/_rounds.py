@@ -240,11 +240,18 @@ class RoundDriver:
     async def run(self) -> BatchSummary:
         """Run rounds until every item finishes (or, detached, until one is submitted)."""
         try:
-            async with anyio.create_task_group() as group:
-                if self.observer is not None:
-                    group.start_soon(self._report, self.observer)
-                summary = await self._rounds()
-                group.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as group:
+                    if self.observer is not None:
+                        group.start_soon(self._report, self.observer)
+                    summary = await self._rounds()
+                    group.cancel_scope.cancel()
+            except BaseExceptionGroup as wrapped:
+                # The reporter only reports: what failed is the rounds' error, raised bare
+                # (a `MicroagentsError` says what to do; a group of one would hide it).
+                if len(wrapped.exceptions) == 1:
+                    raise wrapped.exceptions[0] from None
+                raise
             return summary
         finally:
             with anyio.CancelScope(shield=True):
@@ -314,28 +321,49 @@ class RoundDriver:
     # -- submitting ------------------------------------------------------------------------
 
     async def _submit(self) -> None:
+        """Submit the pending calls as Message Batches. When the API refuses one for now (its
+        queue of requests in processing is full, or it is down), the rest wait for the next
+        round if a batch of ours is in flight (its end makes room), or else after a pause."""
         options = self.options
         sizes: list[int] = []
+        pause = options.poll_interval
         while True:
             rows = await anyio.to_thread.run_sync(
                 self.calls.pending, self.batch, options.requests_per_batch
             )
             if not rows:
                 break
-            chunk: list[tuple[str, str]] = []
+            chunks: list[list[tuple[str, str]]] = [[]]
             size = 0
             for cid, _model, params in rows:
                 weight = len(params) + len(cid) + 64
-                if chunk and size + weight > options.bytes_per_batch:
-                    sizes.append(await self._create(chunk))
-                    chunk, size = [], 0
-                chunk.append((cid, params))
+                if chunks[-1] and size + weight > options.bytes_per_batch:
+                    chunks.append([])
+                    size = 0
+                chunks[-1].append((cid, params))
                 size += weight
-            sizes.append(await self._create(chunk))
+            try:
+                for chunk in chunks:
+                    sizes.append(await self._create(chunk))
+            except _NotNow as refused:
+                left = await anyio.to_thread.run_sync(self.calls.count, self.batch, "pending")
+                if sizes or await self._ours_in_flight():
+                    self._note(
+                        f"round {self.round}: {refused}; {left:,} requests wait for the next "
+                        "round (a batch in flight makes room as it ends)"
+                    )
+                    break
+                self._note(f"round {self.round}: {refused}; trying again in {pause:g} s")
+                await anyio.sleep(pause)
+                pause = min(options.max_poll_interval, pause * 1.5)
         self._note(
             f"round {self.round}: submitted {len(sizes)} Message "
             f"{'Batch' if len(sizes) == 1 else 'Batches'} ({sum(sizes):,} requests)"
         )
+
+    async def _ours_in_flight(self) -> bool:
+        records = await anyio.to_thread.run_sync(self.calls.message_batches, self.batch)
+        return any(r.status in ("in_progress", "canceling") for r in records)
 
     async def _create(self, chunk: Sequence[tuple[str, str]]) -> int:
         intent = f"intent-{uuid.uuid4().hex}"
@@ -344,13 +372,24 @@ class RoundDriver:
         # from it (`_recover`), never by creating the batch again.
         await anyio.to_thread.run_sync(self.calls.intend, self.batch, self.round, intent, ids)
         requests: Any = [{"custom_id": cid, "params": json.loads(params)} for cid, params in chunk]
+        # No retry by the SDK here: a create retried after a lost answer may create the batch
+        # twice. A lost answer is resolved from the API's list, as after a crash.
         client = self.layer.backend.client
         import anthropic
 
         try:
             created = await client.messages.batches.create(requests=requests)
-        except anthropic.APIStatusError as exc:  # refused: certainly not created
+        except anthropic.APIConnectionError:  # a timeout too: created or not, we cannot tell
+            adopted = await self._recover()
+            if adopted.get(intent) is None:
+                raise _NotNow("the API could not be reached to create a batch") from None
+            return len(chunk)
+        except anthropic.APIStatusError as exc:  # answered: certainly not created
             await anyio.to_thread.run_sync(self.calls.abandon, intent)
+            if isinstance(exc, anthropic.RateLimitError):
+                raise _NotNow(f"the API refused a batch for now: {_api_message(exc)}") from None
+            if exc.status_code >= 500:
+                raise _NotNow(f"the API failed to create a batch: {_api_message(exc)}") from None
             raise MicroagentsError(f"the Message Batch was refused: {exc}") from None
         await anyio.to_thread.run_sync(self.calls.created, intent, created.id)
         return len(chunk)
@@ -424,7 +463,6 @@ class RoundDriver:
         ]
         if not in_flight:
             return
-        client = self.layer.backend.client
         waiting = {record.id: record for record in in_flight}
         delay = self.options.poll_interval
         self._phase = "waiting for results"
@@ -432,24 +470,54 @@ class RoundDriver:
             self._in_flight[record.id] = MessageBatchProgress(
                 record.id, record.round, record.status, {"processing": record.requests}
             )
+        import anthropic
+
+        failing = False
         try:
             while waiting:
-                for batch_id in list(waiting):
-                    found = await client.messages.batches.retrieve(batch_id)
-                    self._in_flight[batch_id] = _seen(waiting[batch_id], found)
-                    if found.processing_status == "ended":
-                        self._phase = "collecting"
-                        await self._results(waiting.pop(batch_id), found)
-                        del self._in_flight[batch_id]
-                        self._phase = "waiting for results"
+                try:
+                    await self._poll(waiting)
+                    failing = False
+                except (anthropic.APIConnectionError, anthropic.APIStatusError) as exc:
+                    # The batches are safe at the API: a blip (even of hours) only delays
+                    # their collection. A refusal other than rate limits or the API's own
+                    # failure (a revoked key) does not heal: say so and stop.
+                    if isinstance(exc, anthropic.APIStatusError) and not (
+                        isinstance(exc, anthropic.RateLimitError) or exc.status_code >= 500
+                    ):
+                        raise MicroagentsError(
+                            f"polling the Message Batches failed: {exc}; they go on at the "
+                            "API: collect them later with --resume"
+                        ) from None
+                    if not failing:
+                        self._note(
+                            f"polling the Message Batches failed ({_api_message(exc)}); "
+                            "trying again"
+                        )
+                    failing = True
                 if waiting:
                     await anyio.sleep(delay)
                     delay = min(self.options.max_poll_interval, delay * 1.5)
         finally:
             self._in_flight.clear()
 
+    async def _poll(self, waiting: dict[str, MessageBatchRecord]) -> None:
+        """One look at the batches in flight: one page of the API's list (the newest first,
+        so ours) and a retrieve for any not on it; collect each that has ended."""
+        client = self.layer.backend.client.with_options(max_retries=2)
+        page = await client.messages.batches.list(limit=100)
+        listed = {found.id: found for found in page.data}
+        for batch_id in list(waiting):
+            found = listed.get(batch_id) or await client.messages.batches.retrieve(batch_id)
+            self._in_flight[batch_id] = _seen(waiting[batch_id], found)
+            if found.processing_status == "ended":
+                self._phase = "collecting"
+                await self._results(waiting[batch_id], found)
+                del waiting[batch_id], self._in_flight[batch_id]
+                self._phase = "waiting for results"
+
     async def _results(self, record: MessageBatchRecord, found: Any) -> None:
-        client = self.layer.backend.client
+        client = self.layer.backend.client.with_options(max_retries=2)
         calls = self.calls
         submitted = await anyio.to_thread.run_sync(calls.submitted, record.id)
         followers = await anyio.to_thread.run_sync(calls.followers, self.batch, record.id)
@@ -547,17 +615,24 @@ class RoundDriver:
             return cid, "pending" if again else "failed", kind, text, None, None
         return cid, "failed", kind, f"canceled in {record.id}", None, None
 
-    async def _recover(self) -> None:
-        """Batches whose creation a crash interrupted: adopt the one the API lists with the
-        same size, created since the intent, that no record names; else submit again."""
+    async def _recover(self) -> dict[str, str | None]:
+        """Batches whose creation was interrupted (a crash, a lost answer): adopt the one the
+        API lists with the same size, created since the intent, that no record names; else
+        put its calls back to pending (none was paid). Each intent → the id adopted, or None."""
         intents = await anyio.to_thread.run_sync(
             lambda: self.calls.message_batches(self.batch, "submitting")
         )
         if not intents:
-            return
+            return {}
         known = {r.id for r in await anyio.to_thread.run_sync(lambda: self.calls.message_batches())}
-        client = self.layer.backend.client
-        listed = [b async for b in client.messages.batches.list(limit=100)]
+        client = self.layer.backend.client.with_options(max_retries=2)
+        since = min(intent.created for intent in intents) - 60
+        listed = []
+        async for found in client.messages.batches.list(limit=100):  # the newest first
+            if found.created_at.timestamp() < since:
+                break
+            listed.append(found)
+        adopted: dict[str, str | None] = {}
         for intent in intents:
             match = next(
                 (
@@ -571,9 +646,12 @@ class RoundDriver:
             )
             if match is None:
                 await anyio.to_thread.run_sync(self.calls.abandon, intent.id)
+                adopted[intent.id] = None
             else:
                 known.add(match.id)
                 await anyio.to_thread.run_sync(self.calls.created, intent.id, match.id)
+                adopted[intent.id] = match.id
+        return adopted
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -648,6 +726,19 @@ def batch_api_layer(engine: Engine) -> BatchApiModel | None:
         if seen is None:
             return None
     return None
+
+
+class _NotNow(Exception):
+    """The API did not take a batch now (its queue is full, it failed, it could not be
+    reached); nothing was created. The message says which."""
+
+
+def _api_message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return f"{error.get('type', 'error')}: {error['message']}"
+    return str(exc)
 
 
 def _seen(

@@ -2,9 +2,10 @@
 
 - `FakeAnthropicServer`: a real HTTP server on 127.0.0.1 that speaks the Anthropic Messages
   API (JSON and SSE, tool use, usage, prompt caching, rate-limit headers, error bodies) and is
-  scripted with `Reply` and `Fault`, and its Message Batches API (processing time and shares
-  of errored, expired and canceled results set by `BatchSettings`). Point the official SDK at
-  it with ``base_url``.
+  scripted with `Reply` and `Fault`, and its Message Batches API (processing time, shares
+  of errored, expired and canceled results and a processing-queue limit set by
+  `BatchSettings`; faults on its endpoints with `fail_batches`). Point the official SDK at it
+  with ``base_url``.
 - `FakeModel`: an in-process `Model` for tests above the model layer.
 - `FakeClock`: a clock whose sleeps are instant, for rate-limit tests.
 - `replay_cases` and `assert_replay`: a folder of recorded runs (`microagents runs export`)

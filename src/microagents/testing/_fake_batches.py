@@ -44,6 +44,10 @@ class BatchSettings:
     expired: float = 0.0
     canceled: float = 0.0
     seed: int = 0
+    queue_limit: int | None = None
+    """Requests the account may have processing at once (the API's limit on batch requests
+    in the processing queue): a batch that would exceed it is refused with 429
+    ``rate_limit_error``, and creates nothing. None: no limit."""
 
 
 @dataclass(slots=True)
@@ -62,6 +66,21 @@ class RecordedBatch:
 
     def outcome(self, custom_id: str) -> str:
         return str(self.results[custom_id]["result"]["type"])
+
+
+BatchEndpoint = Literal["create", "retrieve", "list", "results", "cancel", "delete"]
+
+
+def batch_endpoint(method: str, path: str) -> BatchEndpoint | None:
+    """Which Message Batches endpoint a request is for (None: none of them)."""
+    parts = [p for p in path.removeprefix(BATCHES_PATH).split("/") if p]
+    if not parts:
+        return "create" if method == "POST" else "list" if method == "GET" else None
+    if len(parts) == 1:
+        return "retrieve" if method == "GET" else "delete" if method == "DELETE" else None
+    if len(parts) == 2 and parts[1] in ("cancel", "results"):
+        return "cancel" if parts[1] == "cancel" else "results"
+    return None
 
 
 AnswerOne = Callable[[Json, str], Json]
@@ -137,6 +156,20 @@ class FakeBatches:
         if problem:
             return 400, error_body("invalid_request_error", problem, request_id)
         requests = body["requests"]
+        limit = self.settings.queue_limit
+        if limit is not None:
+            with self._lock:
+                processing = sum(
+                    len(b.custom_ids)
+                    for b in self._batches.values()
+                    if not b.deleted and not self._ended(b)
+                )
+            if processing + len(requests) > limit:
+                message = (
+                    f"Number of batch requests in the processing queue ({processing:,} + "
+                    f"{len(requests):,}) would exceed your rate limit of {limit:,}"
+                )
+                return 429, error_body("rate_limit_error", message, request_id)
         custom_ids = tuple(str(r["custom_id"]) for r in requests)
         bodies = tuple(dict(r["params"]) for r in requests)
         batch = RecordedBatch(

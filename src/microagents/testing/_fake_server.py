@@ -34,10 +34,12 @@ from typing import Any, Self
 
 from ._fake_batches import (
     BATCHES_PATH,
+    BatchEndpoint,
     BatchRequestError,
     BatchSettings,
     FakeBatches,
     RecordedBatch,
+    batch_endpoint,
 )
 from ._fake_script import (
     Fault,
@@ -137,6 +139,7 @@ class _FaultRule:
 class _State:
     rules: list[_ReplyRule] = field(default_factory=list)
     faults: list[_FaultRule] = field(default_factory=list)
+    batch_faults: list[tuple[BatchEndpoint | None, _FaultRule]] = field(default_factory=list)
     records: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -285,6 +288,24 @@ class FakeAnthropicServer:
         )
         with self._lock:
             self._state.faults.append(rule)
+
+    def fail_batches(
+        self,
+        fault: Fault,
+        *,
+        endpoint: BatchEndpoint | None = None,
+        on_calls: Iterable[int] | None = None,
+    ) -> None:
+        """Inject `fault` into Message Batches calls to `endpoint` (``create``, ``retrieve``,
+        ``list``, ``results``, ``cancel``, ``delete``; None: any), on the listed matching
+        calls (None: every one). An error answers instead of the endpoint: a create refused
+        creates nothing. `Fault.drop_connection` closes the connection *after* the endpoint
+        acted: a create whose answer was lost did create its batch, and the client cannot
+        tell — the case a client must recover from without creating it twice."""
+        calls = frozenset(on_calls) if on_calls is not None else None
+        rule = _FaultRule(fault, Match(), calls, 1.0, random.Random(0))
+        with self._lock:
+            self._state.batch_faults.append((endpoint, rule))
 
     def reset(self) -> None:
         """Forget rules, faults, recorded requests, the prompt cache and rate-limit usage."""
@@ -462,10 +483,24 @@ class FakeAnthropicServer:
             one = ReceivedRequest(0, "POST", MESSAGES_PATH, request.headers, params)
             return self._batch_message(one, f"{request_id}:{custom_id}")
 
+        endpoint = batch_endpoint(request.method, request.path)
+        with self._lock:
+            fired = [
+                rule.fault
+                for kind, rule in self._state.batch_faults
+                if kind in (None, endpoint) and rule.fires()
+            ]
+        fault = fired[0] if fired else None
+        if fault is not None and fault.kind == "error":
+            return self._fault_error(fault, request_id)
         status, answer = self._batches.answer(
             request.method, request.path, query, body, self.base_url, request_id, answer_one
         )
+        if fault is not None and fault.kind == "drop":
+            return _Drop()
         headers = {"request-id": request_id}
+        if status == 429:
+            headers["retry-after"] = "1"
         if isinstance(answer, bytes):
             return _FileAnswer(status, headers, answer)
         return _JsonAnswer(status, headers, answer)
