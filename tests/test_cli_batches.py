@@ -10,7 +10,7 @@ import pytest
 from bench.model_costs import _script
 
 from cli_runner import run_cli
-from microagents.testing import BatchSettings, FakeAnthropicServer
+from microagents.testing import BatchSettings, FakeAnthropicServer, Fault
 from test_batch_api import API_KEY, ROOT, by_id, out_lines, tickets, write_items
 
 
@@ -156,3 +156,18 @@ def test_runs_waiting_for_a_batch_say_so_and_how_to_collect(
     assert code == 0
     assert "collect it: microagents batches collect" in out
     assert "--answer" not in out
+
+
+def test_an_error_while_polling_is_said_plainly_not_as_an_internal_error(
+    server: FakeAnthropicServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.fail_batches(Fault.unauthorized(), endpoint="list")
+    code, _, err = run_cli(
+        ["run", str(ROOT / "workflows" / "support_triage.yaml"), "--input-file",
+         str(tmp_path / "items.jsonl"), "--out", str(tmp_path / "out.jsonl"), "--batch-api"],
+        capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "internal error" not in err
+    assert "authentication_error" in err
+    assert "collect them later with --resume" in err

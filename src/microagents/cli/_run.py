@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._groups import single_errors
 from ..errors import MicroagentsError
 from ._common import (
     EXIT_FAILED,
@@ -438,10 +439,11 @@ def _run_batch(
     async def main() -> BatchSummary | None:
         finished: list[BatchSummary] = []
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(_cancel_on_interrupt, group.cancel_scope)
-                finished.append(await runner.run())
-                group.cancel_scope.cancel()
+            with single_errors():  # the signal watcher only watches: what fails is the batch
+                async with anyio.create_task_group() as group:
+                    group.start_soon(_cancel_on_interrupt, group.cancel_scope)
+                    finished.append(await runner.run())
+                    group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await engine.aclose()

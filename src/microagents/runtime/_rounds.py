@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from .._groups import single_errors
 from ..errors import MicroagentsError
 from ..graph._compiled import CompiledWorkflow
 from ..models._cache import CachedModel
@@ -240,18 +241,12 @@ class RoundDriver:
     async def run(self) -> BatchSummary:
         """Run rounds until every item finishes (or, detached, until one is submitted)."""
         try:
-            try:
+            with single_errors():  # the reporter only reports: what fails is a round
                 async with anyio.create_task_group() as group:
                     if self.observer is not None:
                         group.start_soon(self._report, self.observer)
                     summary = await self._rounds()
                     group.cancel_scope.cancel()
-            except BaseExceptionGroup as wrapped:
-                # The reporter only reports: what failed is the rounds' error, raised bare
-                # (a `MicroagentsError` says what to do; a group of one would hide it).
-                if len(wrapped.exceptions) == 1:
-                    raise wrapped.exceptions[0] from None
-                raise
             return summary
         finally:
             with anyio.CancelScope(shield=True):
