@@ -18,8 +18,15 @@ if TYPE_CHECKING:
         BatchRunner as BatchRunner,
     )
     from ._batch import (
+        MessageBatchProgress as MessageBatchProgress,
+    )
+    from ._batch import (
+        RoundsProgress as RoundsProgress,
+    )
+    from ._batch import (
         run_batch as run_batch,
     )
+    from ._batch_api import BatchApiModel as BatchApiModel
     from ._engine import Engine as Engine
     from ._journal import (
         JournaledModel as JournaledModel,
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     from ._journal_store import (
         SQLiteJournal as SQLiteJournal,
     )
+    from ._rounds import BatchApiOptions as BatchApiOptions
+    from ._rounds import RoundDriver as RoundDriver
 
 _EXPORTS = {
     # the engine
@@ -42,6 +51,12 @@ _EXPORTS = {
     "BatchProgress": "._batch",
     "BatchRunner": "._batch",
     "run_batch": "._batch",
+    # Message Batches mode: run_batch(..., batch_api=BatchApiOptions(...))
+    "BatchApiModel": "._batch_api",
+    "BatchApiOptions": "._rounds",
+    "MessageBatchProgress": "._batch",
+    "RoundDriver": "._rounds",
+    "RoundsProgress": "._batch",
     # the journal: durable runs, and the batches' checkpoint
     "JournaledModel": "._journal",
     "JournalStore": "._journal_store",
