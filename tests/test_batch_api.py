@@ -224,7 +224,7 @@ def test_progress_shows_rounds_batches_in_flight_and_items_over_all_rounds(
     assert done == sorted(done)
     assert (final.done, final.to_do) == (20, 20)
     assert final.rounds is not None
-    assert final.rounds.phase == "finished"
+    assert (final.rounds.phase, final.rounds.round) == ("finished", 4)
     assert final.cost_usd == pytest.approx(batch_cost(server, tiers))
     assert not any("waiting for a person" in note for note in recorder.notes)
 
@@ -533,6 +533,19 @@ def test_a_queue_full_of_other_batches_is_waited_out(
     summary, notes = noted_run(server, tmp_path)
     assert summary.all_ok
     assert any("trying again in" in note for note in notes)
+    assert_paid_once(server)
+
+
+def test_a_queue_smaller_than_a_batch_gets_smaller_batches(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.batch_settings = BatchSettings(processing_seconds=0.02, queue_limit=4)
+    write_items(tmp_path, tickets(10))
+    summary, notes = noted_run(server, tmp_path, replace(FAST, requests_per_batch=10))
+    assert summary.all_ok
+    assert max(len(batch.results) for batch in server.batches) <= 4
+    assert any("with batches of 5" in note for note in notes)
     assert_paid_once(server)
 
 

@@ -194,9 +194,9 @@ class RoundDriver:
             before = runner.finished_before
         to_do = None if self._lines is None or before is None else max(0, self._lines - before)
         resumed = current.resumed if self._passes == 0 else tally.resumed
-        shown_round = (
-            self.round if self._phase in ("waiting for results", "collecting") else (self.round + 1)
-        )
+        # While its calls are being made ready and submitted, a round is the next one.
+        preparing = self._phase in ("starting", "running items", "submitting")
+        shown_round = self.round + 1 if preparing else self.round
         return BatchProgress(
             done=tally.done + current.done,
             failed=tally.failed + current.failed,
@@ -322,10 +322,9 @@ class RoundDriver:
         options = self.options
         sizes: list[int] = []
         pause = options.poll_interval
+        per_batch = options.requests_per_batch
         while True:
-            rows = await anyio.to_thread.run_sync(
-                self.calls.pending, self.batch, options.requests_per_batch
-            )
+            rows = await anyio.to_thread.run_sync(self.calls.pending, self.batch, per_batch)
             if not rows:
                 break
             chunks: list[list[tuple[str, str]]] = [[]]
@@ -348,7 +347,14 @@ class RoundDriver:
                         "round (a batch in flight makes room as it ends)"
                     )
                     break
-                self._note(f"round {self.round}: {refused}; trying again in {pause:g} s")
+                if refused.full and per_batch > 1:
+                    # Nothing of ours in the queue and still no room: it may be smaller than
+                    # a batch of this size (or others' batches fill it). Try smaller ones.
+                    per_batch = max(1, per_batch // 2)
+                self._note(
+                    f"round {self.round}: {refused}; trying again in {pause:g} s"
+                    + (f" with batches of {per_batch:,}" if refused.full else "")
+                )
                 await anyio.sleep(pause)
                 pause = min(options.max_poll_interval, pause * 1.5)
         self._note(
@@ -375,15 +381,16 @@ class RoundDriver:
         try:
             created = await client.messages.batches.create(requests=requests)
         except anthropic.APIConnectionError:  # a timeout too: created or not, we cannot tell
-            adopted = await self._recover()
+            adopted = await self._recover_patiently()
             if adopted.get(intent) is None:
                 raise _NotNow("the API could not be reached to create a batch") from None
             return len(chunk)
         except anthropic.APIStatusError as exc:  # answered: certainly not created
             await anyio.to_thread.run_sync(self.calls.abandon, intent)
             if isinstance(exc, anthropic.RateLimitError):
-                raise _NotNow(f"the API refused a batch for now: {_api_message(exc)}") from None
-            if exc.status_code >= 500:
+                message = f"the API refused a batch for now: {_api_message(exc)}"
+                raise _NotNow(message, full=True) from None
+            if _transient(exc):
                 raise _NotNow(f"the API failed to create a batch: {_api_message(exc)}") from None
             raise MicroagentsError(f"the Message Batch was refused: {exc}") from None
         await anyio.to_thread.run_sync(self.calls.created, intent, created.id)
@@ -395,7 +402,7 @@ class RoundDriver:
         assert self.budget_usd is not None
         if spent + estimate <= self.budget_usd:
             return True
-        what = "the standard API" if standard else f"round {self.round + 1}"  # the tail, or a round
+        what = "the standard API" if standard else f"round {self.round + 1}"
         self._note(
             f"stopped by the budget before {what}: ${spent:.4f} spent, and its "
             f"{pending:,} requests would cost about ${estimate:.4f} more, crossing "
@@ -450,7 +457,7 @@ class RoundDriver:
     # -- collecting ------------------------------------------------------------------------
 
     async def _collect(self) -> None:
-        await self._recover()
+        await self._recover_patiently()
         in_flight = [
             record
             for record in await anyio.to_thread.run_sync(self.calls.message_batches, self.batch)
@@ -477,9 +484,7 @@ class RoundDriver:
                     # The batches are safe at the API: a blip (even of hours) only delays
                     # their collection. A refusal other than rate limits or the API's own
                     # failure (a revoked key) does not heal: say so and stop.
-                    if isinstance(exc, anthropic.APIStatusError) and not (
-                        isinstance(exc, anthropic.RateLimitError) or exc.status_code >= 500
-                    ):
+                    if isinstance(exc, anthropic.APIStatusError) and not _transient(exc):
                         raise MicroagentsError(
                             f"polling the Message Batches failed: {exc}; they go on at the "
                             "API: collect them later with --resume"
@@ -610,6 +615,23 @@ class RoundDriver:
             return cid, "pending" if again else "failed", kind, text, None, None
         return cid, "failed", kind, f"canceled in {record.id}", None, None
 
+    async def _recover_patiently(self) -> dict[str, str | None]:
+        """`_recover`, through failures of the API for as long as they last: until the
+        API's list says whether a batch was created, its calls can be neither sent again nor
+        awaited."""
+        import anthropic
+
+        delay = self.options.poll_interval
+        while True:
+            try:
+                return await self._recover()
+            except (anthropic.APIConnectionError, anthropic.APIStatusError) as exc:
+                if isinstance(exc, anthropic.APIStatusError) and not _transient(exc):
+                    raise
+                self._note(f"listing the Message Batches failed ({_api_message(exc)}); waiting")
+                await anyio.sleep(delay)
+                delay = min(self.options.max_poll_interval, delay * 1.5)
+
     async def _recover(self) -> dict[str, str | None]:
         """Batches whose creation was interrupted (a crash, a lost answer): adopt the one the
         API lists with the same size, created since the intent, that no record names; else
@@ -726,6 +748,16 @@ def batch_api_layer(engine: Engine) -> BatchApiModel | None:
 class _NotNow(Exception):
     """The API did not take a batch now (its queue is full, it failed, it could not be
     reached); nothing was created. The message says which."""
+
+    def __init__(self, message: str, *, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full
+        """Refused for its size: the API's queue of requests in processing is full."""
+
+
+def _transient(exc: anthropic.APIStatusError) -> bool:
+    """A refusal that passes: rate limits, and the API's own failures."""
+    return exc.status_code == 429 or exc.status_code >= 500
 
 
 def _api_message(exc: Exception) -> str:
