@@ -133,6 +133,13 @@ def test_collect_goes_on_as_the_run_was_started_from_any_folder(
     assert code == 0, err
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    # The account's limits, for the standard tail's rate limiter (defaults are tier 1's).
+    (elsewhere / "microagents.toml").write_text(
+        "".join(
+            f"[tiers.{tier}]\nrpm = 100000\ninput_tpm = 100000000\noutput_tpm = 10000000\n"
+            for tier in ("haiku", "sonnet", "opus")
+        )
+    )
     monkeypatch.chdir(elsewhere)  # a relative input path, collected from another folder
     code, _, err = run_cli(["batches", "collect"], capsys)
     assert code == 0, err
