@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -516,6 +517,13 @@ def test_a_full_processing_queue_leaves_the_rest_for_the_next_round(
     assert any("wait for the next round" in note for note in notes)
     assert_paid_once(server)
     assert server.paid_batch_requests == 3 * 25 + 25 // 5
+    # An item whose call waits for room in the queue is not run again until it is
+    # answered: a run is started once, then once per answered call (3 or 4).
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        (most,) = db.execute("SELECT MAX(attempts) FROM runs").fetchone()
+    assert summary.batch_api is not None
+    assert summary.batch_api.rounds > 4  # the queue held some calls back a round or more
+    assert most <= 1 + 4
 
 
 def test_a_queue_full_of_other_batches_is_waited_out(

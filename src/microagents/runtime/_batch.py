@@ -160,6 +160,8 @@ class _Chunk:
     """Which of the entries' keys the checkpoint had."""
     lookup_saw: int
     """Saves completed before the lookup began: those it certainly saw."""
+    blocked: frozenset[str] = frozenset()
+    """Keys of waiting items still blocked on what they wait for: left as they are."""
 
 
 @dataclass(slots=True)
@@ -197,10 +199,13 @@ class BatchRunner:
         flush_every: int = FLUSH_EVERY,
         flush_interval: float = FLUSH_INTERVAL,
         in_rounds: bool = False,
+        still_blocked: Callable[[list[str]], set[str]] | None = None,
     ) -> None:
         """`in_rounds`: this is one pass of a Message Batches run (`_rounds`), whose driver
         reports progress (the observer hears only notes) and runs the items waiting for a
-        batch result again each pass, silently."""
+        batch result again each pass, silently — except those `still_blocked` names (given
+        waiting items' run ids, those whose awaited result has not come: blocking, it runs in
+        a worker thread), which keep their lines and are not run."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.engine = engine
@@ -227,6 +232,7 @@ class BatchRunner:
         self.budget_usd = budget_usd
         self.observer = observer
         self.in_rounds = in_rounds
+        self.still_blocked = still_blocked
         if simulated is None:
             simulated = _layer(engine.model, SimulatedModel) is not None
         self.simulated = simulated
@@ -351,7 +357,7 @@ class BatchRunner:
                 async for chunk in receive:
                     sink.forget_saved_before(chunk.lookup_saw)
                     for entry in chunk.entries:
-                        await self._dispatch(entry, chunk.seen, slots, hand_over, sink)
+                        await self._dispatch(entry, chunk, slots, hand_over, sink)
 
     async def _work(
         self, take: MemoryObjectReceiveStream[_Entry], slots: anyio.Semaphore, sink: _Sink
@@ -379,23 +385,43 @@ class BatchRunner:
                 keys = [e.key for e in entries if resuming or e.item_id is not None]
                 saw = sink.saves
                 seen = await store.lookup(self.batch, keys) if keys else {}
+                blocked = await self._blocked(seen)
                 try:
-                    await send.send(_Chunk(entries, seen, saw))
+                    await send.send(_Chunk(entries, seen, saw, blocked))
                 except anyio.BrokenResourceError:
                     # The dispatcher stopped taking chunks: cancelled (Ctrl-C) or stopped by
                     # the budget. Not an error of the batch: its cancellation, if any, follows.
                     return
 
+    async def _blocked(self, seen: Mapping[str, Seen]) -> frozenset[str]:
+        """The keys of waiting items that `still_blocked` says to leave as they are."""
+        if self.still_blocked is None:
+            return frozenset()
+        waiting = {
+            item_run_id(self.batch, key): key
+            for key, found in seen.items()
+            if found.status == "waiting" and found.line is not None
+        }
+        if not waiting:
+            return frozenset()
+        still = await anyio.to_thread.run_sync(self.still_blocked, list(waiting))
+        return frozenset(waiting[run_id] for run_id in still)
+
     async def _dispatch(
         self,
         entry: _Entry,
-        seen: Mapping[str, Seen],
+        chunk: _Chunk,
         slots: anyio.Semaphore,
         hand_over: MemoryObjectSendStream[_Entry],
         sink: _Sink,
     ) -> None:
         first = sink.first_index(entry.key)
-        found = seen.get(entry.key)
+        found = chunk.seen.get(entry.key)
+        if found is not None and found.line is not None and entry.key in chunk.blocked:
+            # Running it would replay its journal to the same wait: its line stays.
+            self.stats.in_batches += 1
+            await sink.add(entry.key, entry.index, "waiting", 0.0, found.line)
+            return
         if first is None and found is not None and found.status != "waiting":
             if found.seq <= self._state.last_seq:
                 self.stats.resumed += 1  # finished by an earlier run: already in the output

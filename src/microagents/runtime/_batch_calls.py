@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS batch_calls (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batch_calls_by_state ON batch_calls (batch, state);
 CREATE INDEX IF NOT EXISTS batch_calls_by_message_batch ON batch_calls (message_batch);
+CREATE INDEX IF NOT EXISTS batch_calls_by_run ON batch_calls (batch, run_id);
 CREATE TABLE IF NOT EXISTS message_batches (
     id TEXT PRIMARY KEY,
     batch TEXT NOT NULL,
@@ -166,6 +167,22 @@ class BatchCallStore:
                 (batch,),
             )
             return {cid: CallState(state, outcome, error) for cid, state, outcome, error in rows}
+
+    def still_blocked(self, batch: str, run_ids: Sequence[str]) -> set[str]:
+        """Which of `run_ids` wait on a call whose result has not come (not submitted yet,
+        or following one that has not): a pass need not run them."""
+        blocked: set[str] = set()
+        with self._store as db:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    "SELECT DISTINCT run_id FROM batch_calls WHERE batch = ? "
+                    f"AND run_id IN ({marks}) AND state IN ('pending', 'follows')",
+                    (batch, *chunk),
+                )
+                blocked.update(run_id for (run_id,) in rows)
+        return blocked
 
     def add_pending(self, batch: str, round_: int, calls: Sequence[PendingCall]) -> None:
         now = time.time()

@@ -169,6 +169,8 @@ class Seen:
     index: int
     seq: int
     status: str = "ok"
+    line: str | None = None
+    """A waiting item's output line (a pass may leave the item as it is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,11 +446,12 @@ class SQLiteJournal:
                 chunk = keys[start : start + LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"SELECT key, idx, seq, status FROM items WHERE batch = ? AND key IN ({marks})",
+                    "SELECT key, idx, seq, status, CASE WHEN status = 'waiting' THEN line END "
+                    f"FROM items WHERE batch = ? AND key IN ({marks})",
                     (batch, *chunk),
                 )
-                for key, index, seq, status in rows:
-                    found[key] = Seen(index, seq, status)
+                for key, index, seq, status, line in rows:
+                    found[key] = Seen(index, seq, status, line)
         return found
 
     def _save(self, batch: str, items: list[FinishedItem], written: Watermark | None) -> None:

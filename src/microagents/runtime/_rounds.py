@@ -26,6 +26,7 @@ again up to `BatchApiOptions.expired_limit` times, then fails its item, as ``can
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import time
@@ -297,6 +298,7 @@ class RoundDriver:
             store=self.journal,
             observer=self.observer,
             in_rounds=True,
+            still_blocked=functools.partial(self.calls.still_blocked, self.batch),
         )
         self._runner = runner
         try:
