@@ -526,6 +526,24 @@ def test_a_full_processing_queue_leaves_the_rest_for_the_next_round(
     assert most <= 1 + 4
 
 
+def test_past_a_full_queue_a_repeated_id_is_still_caught_and_every_line_is_written(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    server.batch_settings = BatchSettings(processing_seconds=0.05, queue_limit=5)
+    items = tickets(12)
+    write_items(tmp_path, [*items, {**items[10], "ticket": "another text, the same id"}])
+    summary, _ = noted_run(server, tmp_path, replace(FAST, requests_per_batch=5))
+    lines = out_lines(tmp_path)
+    assert sorted(line["index"] for line in lines) == list(range(1, 14))
+    by_index = {line["index"]: line for line in lines}
+    assert by_index[13]["status"] == "failed"
+    assert "repeats line 11" in by_index[13]["error"]
+    assert all(by_index[i]["status"] == "ok" for i in range(1, 13))
+    assert summary.failed == 1
+    assert_paid_once(server)
+
+
 def test_a_queue_full_of_other_batches_is_waited_out(
     server: FakeAnthropicServer, tmp_path: Path
 ) -> None:

@@ -381,8 +381,11 @@ class BatchRunner:
                 entries = await anyio.to_thread.run_sync(reader.read, self._chunk)
                 if not entries:
                     return
-                # Items with an id may repeat one met earlier in this run; look those up too.
+                # Items with an id may repeat one met earlier in this run; look those up too,
+                # and, resuming, whether such a repeat was refused already (keyed by line).
                 keys = [e.key for e in entries if resuming or e.item_id is not None]
+                if resuming:
+                    keys += [f"line:{e.index}" for e in entries if e.item_id is not None]
                 saw = sink.saves
                 seen = await store.lookup(self.batch, keys) if keys else {}
                 blocked = await self._blocked(seen)
@@ -417,9 +420,16 @@ class BatchRunner:
     ) -> None:
         first = sink.first_index(entry.key)
         found = chunk.seen.get(entry.key)
-        if found is not None and found.line is not None and entry.key in chunk.blocked:
+        if (
+            found is not None
+            and found.line is not None
+            and found.index == entry.index  # not a later line repeating its id
+            and entry.key in chunk.blocked
+        ):
             # Running it would replay its journal to the same wait: its line stays.
             self.stats.in_batches += 1
+            if entry.item_id is not None:
+                sink.open[entry.key] = entry.index  # so that a repeat of its id is caught
             await sink.add(entry.key, entry.index, "waiting", 0.0, found.line)
             return
         if first is None and found is not None and found.status != "waiting":
@@ -436,6 +446,12 @@ class BatchRunner:
             await sink.add(entry.key, entry.index, "failed", 0.0, self._line(entry, entry.error))
             return
         if first is not None and first != entry.index:
+            written = chunk.seen.get(f"line:{entry.index}")
+            if written is not None and written.seq <= self._state.last_seq:
+                # Refused by an earlier pass of the same batch (its first item was still
+                # waiting then, and is again): its line is in the output already.
+                self.stats.resumed += 1
+                return
             where = f"{self.input_path.name}:{entry.index}"
             message = f"{where}: id {entry.item_id!r} repeats line {first}"
             self._problem(message)
