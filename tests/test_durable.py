@@ -531,3 +531,27 @@ def test_a_run_is_found_by_its_id_or_a_unique_prefix_of_it(tmp_path: Path) -> No
 
     # Exact first (batch-b is also a prefix of batch-b1); an ambiguous prefix finds nothing.
     assert anyio.run(main) == ["batch-a1", "batch-b", "batch-b1", None, None]
+
+
+def test_resuming_a_batch_whose_items_wait_refuses_a_repeated_id_once(
+    tmp_path: Path, fake_anthropic: FakeAnthropicServer
+) -> None:
+    from microagents.runtime import run_batch
+
+    project(tmp_path)
+    workflow = ma.Project(tmp_path).load_workflow(tmp_path / "workflows" / "reviewed.yaml")
+    items = tmp_path / "items.jsonl"
+    write_items(items, 3, ids=True)
+    with items.open("a") as handle:
+        handle.write(json.dumps({"id": "item-2", "text": "the same id again"}) + "\n")
+
+    async def main() -> None:
+        for resume in (False, True):  # the items wait for a person both times
+            async with engine_on(fake_anthropic, tmp_path / "journal.sqlite3") as engine:
+                await run_batch(engine, workflow, items, tmp_path / "out.jsonl", resume=resume)
+
+    anyio.run(main)
+    lines = read_lines(tmp_path / "out.jsonl")
+    assert sorted(line["index"] for line in lines) == [1, 2, 3, 4]
+    (refused,) = [line for line in lines if line["status"] == "failed"]
+    assert "repeats line 2" in refused["error"]
