@@ -119,7 +119,9 @@ class RoundsProgress:
 
     round: int
     phase: str
-    """``running items``, ``submitting``, ``waiting for results`` or ``collecting``."""
+    """``starting``, ``running items``, ``submitting``, ``waiting for results``,
+    ``collecting``, ``finishing on the standard API``; at the end ``finished``, ``detached``
+    or ``stopped`` (by the budget)."""
     in_flight: tuple[MessageBatchProgress, ...]
     in_batches: int
     """Items whose runs wait for the result of a request in a Message Batch."""
