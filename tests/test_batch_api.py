@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -467,6 +468,54 @@ def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
     assert again.all_ok
     assert server.paid_batch_requests == paid
     assert again.cache_hits == 2 * paid
+
+
+def test_with_the_response_cache_a_standard_tail_takes_the_repeats_along(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    _script(server)
+    items = [{**ticket, "id": f"{ticket['id']}-{n}"} for ticket in tickets(6) for n in (1, 2)]
+    write_items(tmp_path, items)
+    tiers = _tiers()
+    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+
+    async def main() -> BatchSummary:
+        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+        model = CachedModel(BatchApiModel(backend), tmp_path / "cache.sqlite3")
+        async with ma.Engine(model, tiers=tiers, journal=journal) as engine:
+            return await run_batch(
+                engine, triage(), tmp_path / "items.jsonl", tmp_path / "out.jsonl",
+                batch_api=replace(FAST, standard_tail=100),
+            )  # fmt: skip
+
+    summary = anyio.run(main)
+    # Round 1 in a batch (a request per ticket, its copy following); the rest, copies
+    # included, on the standard API: every item finishes, none is left waiting.
+    assert summary.all_ok, summary.to_dict()
+    assert summary.batch_api is not None
+    assert (summary.batch_api.rounds, summary.batch_api.items_waiting) == (1, 0)
+    assert {line["status"] for line in out_lines(tmp_path)} == {"ok"}
+    assert len(out_lines(tmp_path)) == 12
+
+
+def test_a_call_following_one_no_longer_awaited_is_released() -> None:
+    from microagents.runtime._batch_calls import BatchCallStore, PendingCall
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = BatchCallStore(Path(folder) / "journal.sqlite3")
+        calls = [
+            PendingCall("lead-1", "run-1", "s", "sig", "n", "m", "{}"),
+            PendingCall("copy-1", "run-2", "s", "sig", "n", "m", "", same_as="lead-1"),
+            PendingCall("lead-2", "run-3", "s", "sig", "n", "m", "{}"),
+            PendingCall("copy-2", "run-4", "s", "sig", "n", "m", "", same_as="lead-2"),
+        ]
+        store.add_pending("b", 1, calls)
+        store.intend("b", 1, "intent-1", ["lead-1"])
+        store.created("intent-1", "msgbatch_1")
+        store.settle("b", "msgbatch_1", [("lead-1", "done", "succeeded", None, 0.1, 0.2)], {})
+        store.release_orphans("b")
+        assert set(store.states("b")) == {"lead-2", "copy-2"}  # copy-1's leader is done
+        store.close()
 
 
 def test_with_the_response_cache_a_repeated_request_shares_its_leaders_failure(

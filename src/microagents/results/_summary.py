@@ -413,6 +413,8 @@ class BatchApiFigures:
                 f"; {self.in_flight} batches in flight, {self.items_waiting:,} items waiting "
                 "(collect with --resume)"
             )
+        elif self.items_waiting:
+            text += f"; {self.items_waiting:,} items still wait for results (go on with --resume)"
         return text
 
     def table(self) -> Any:
@@ -509,6 +511,7 @@ class BatchSummary:
             and self.resumed_failed == 0
             and not self.stopped_by_budget
             and not self.interrupted
+            and (self.batch_api is None or not self.batch_api.items_waiting)
         )
 
     @property

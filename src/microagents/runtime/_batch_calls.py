@@ -487,11 +487,24 @@ class BatchCallStore:
             )
             return {model: (float(cost), float(standard)) for model, cost, standard in rows}
 
-    def go_direct(self, batch: str) -> None:
-        """The pending calls are made on the standard API instead of in a Message Batch."""
+    def release_orphans(self, batch: str) -> None:
+        """Forget the calls that follow one no longer to be made or awaited (none should):
+        their runs defer them afresh in the next pass, rather than wait for nothing."""
         with self._store as db:
             db.execute(
-                "UPDATE batch_calls SET state = 'direct' WHERE batch = ? AND state = 'pending'",
+                "DELETE FROM batch_calls WHERE batch = ? AND state = 'follows' AND same_as "
+                "NOT IN (SELECT custom_id FROM batch_calls INDEXED BY batch_calls_by_state "
+                "WHERE batch = ? AND state IN ('pending', 'submitting', 'submitted'))",
+                (batch, batch),
+            )
+
+    def go_direct(self, batch: str) -> None:
+        """The pending calls, and those that follow them, are made on the standard API
+        instead of in a Message Batch."""
+        with self._store as db:
+            db.execute(
+                "UPDATE batch_calls SET state = 'direct' "
+                "WHERE batch = ? AND state IN ('pending', 'follows')",
                 (batch,),
             )
 

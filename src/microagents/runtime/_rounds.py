@@ -286,6 +286,7 @@ class RoundDriver:
                 return await self._summary(summary)
 
     async def _pass(self, *, resume: bool) -> BatchSummary:
+        await anyio.to_thread.run_sync(self.calls.release_orphans, self.batch)
         states = await anyio.to_thread.run_sync(self.calls.states, self.batch)
         self.layer.begin_pass(self.calls, self.batch, self.round + 1, states)
         runner = BatchRunner(
@@ -298,7 +299,12 @@ class RoundDriver:
             store=self.journal,
             observer=self.observer,
             in_rounds=True,
-            still_blocked=functools.partial(self.calls.still_blocked, self.batch),
+            # A pass on the standard API makes every call: nothing waits on a batch.
+            still_blocked=(
+                None
+                if self.layer.direct
+                else functools.partial(self.calls.still_blocked, self.batch)
+            ),
         )
         self._runner = runner
         try:
@@ -702,7 +708,7 @@ class RoundDriver:
             standard_cost_usd=standard,
             pending=pending,
             in_flight=in_flight,
-            items_waiting=self._in_batches if in_flight or pending else 0,
+            items_waiting=self._in_batches,
             duplicates=duplicates,
             standard_calls=self.layer.direct_calls,
             standard_calls_cost_usd=self.layer.direct_cost_usd,
