@@ -714,6 +714,26 @@ def test_canceled_requests_fail_their_items_with_that_reason(
     assert len(server.batches) == 1
 
 
+def test_the_first_rounds_estimate_counts_the_prompt_cache() -> None:
+    # A long policy in the agents' cached prefix (the moderation example's shape): before
+    # any answer, the estimate reads it from the cache on all but the first request.
+    from microagents.runtime._rounds import _guess
+
+    policy = "x" * 16_000
+    marked = json.dumps(
+        {
+            "system": [{"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a post"}]}],
+        }
+    )
+    usage = _guess([len(marked)] * 100, [marked])
+    assert usage.cache_creation_input_tokens == pytest.approx(4_000, rel=0.01)  # written once
+    assert usage.cache_read_input_tokens == pytest.approx(99 * 4_000, rel=0.01)
+    assert usage.input_tokens < 100 * 50  # only the posts are fresh input
+    unmarked = marked.replace(', "cache_control": {"type": "ephemeral"}', "")
+    assert _guess([len(unmarked)] * 100, [unmarked]).cache_read_input_tokens == 0
+
+
 def test_a_budget_the_next_round_would_cross_stops_before_submitting_it(
     server: FakeAnthropicServer, tmp_path: Path
 ) -> None:

@@ -518,6 +518,16 @@ class BatchCallStore:
             ).fetchone()
             return None if row[0] is None else float(row[0])
 
+    def pending_sample(self, batch: str, model: str, limit: int) -> list[str]:
+        """The wire parameters of up to `limit` pending calls of `model`."""
+        with self._store as db:
+            rows = db.execute(
+                "SELECT params FROM batch_calls WHERE batch = ? AND state = 'pending' "
+                "AND model = ? LIMIT ?",
+                (batch, model, limit),
+            )
+            return [params for (params,) in rows]
+
     def pending_sizes(self, batch: str) -> list[tuple[str, int]]:
         """(model, size of the request's parameters in bytes) of every pending call."""
         with self._store as db:

@@ -425,19 +425,26 @@ class RoundDriver:
 
     async def _estimate(self, *, standard: bool = False) -> tuple[float, bool]:
         """The pending calls' cost, at batch (or `standard`) rates: each call at the average
-        its model's calls cost so far, or else its request's size in tokens (~4 bytes each)
-        and a tenth as many output tokens (then the estimate is `guessed`, high)."""
+        its model's calls cost so far; for a model with none yet, `guessed` from the
+        requests' sizes (`_guess`)."""
         averages = await anyio.to_thread.run_sync(self.calls.average_costs, self.batch)
         sizes = await anyio.to_thread.run_sync(self.calls.pending_sizes, self.batch)
         total, guessed = 0.0, False
+        unknown: dict[str, list[int]] = {}
         for model, size in sizes:
             if model in averages:
                 total += averages[model][1 if standard else 0]
-                continue
+            else:
+                unknown.setdefault(model, []).append(size)
+        for model, model_sizes in unknown.items():
             price = self.engine.tiers.price_of(model)
-            if price is not None:
-                total += price.cost(Usage(size // 4, size // 40), batch=not standard)
-                guessed = True
+            if price is None:
+                continue
+            sample = await anyio.to_thread.run_sync(
+                self.calls.pending_sample, self.batch, model, 20
+            )
+            total += price.cost(_guess(model_sizes, sample), batch=not standard)
+            guessed = True
         return total, guessed
 
     async def _finish_on_standard(self, pending: int) -> None:
@@ -751,6 +758,44 @@ def batch_api_layer(engine: Engine) -> BatchApiModel | None:
         if seen is None:
             return None
     return None
+
+
+def _guess(sizes: Sequence[int], sample: Sequence[str]) -> Usage:
+    """What requests of these sizes (bytes of wire parameters) will use, before any has been
+    answered: ~4 bytes a token; the share of a request before its last prompt-cache mark
+    (measured on `sample`) written to the cache once and read by every other request; and
+    a tenth of the rest, at least 64 tokens, as output. A guess, on the high side."""
+    shares = [_cached_share(params) for params in sample]
+    share = sum(shares) / len(shares) if shares else 0.0
+    tokens = sum(sizes) // 4
+    cached = int(tokens * share)
+    written = int(max(sizes) // 4 * share)
+    fresh = tokens - cached
+    output = sum(max(64, int(size // 4 * (1 - share)) // 10) for size in sizes)
+    return Usage(
+        input_tokens=fresh,
+        output_tokens=output,
+        cache_creation_input_tokens=written,
+        cache_read_input_tokens=max(0, cached - written),
+    )
+
+
+def _cached_share(params_text: str) -> float:
+    """The share of a request's bytes up to its last prompt-cache mark, in the order the
+    API caches them: tools, then system, then messages."""
+    params: Any = json.loads(params_text)
+    blocks: list[Any] = [*params.get("tools", [])]
+    system = params.get("system")
+    blocks += system if isinstance(system, list) else [system] if system else []
+    for message in params.get("messages", []):
+        content = message.get("content")
+        blocks += content if isinstance(content, list) else [content]
+    seen = marked = 0
+    for block in blocks:
+        seen += len(json.dumps(block))
+        if isinstance(block, dict) and "cache_control" in block:
+            marked = seen
+    return marked / seen if seen else 0.0
 
 
 class _NotNow(Exception):
