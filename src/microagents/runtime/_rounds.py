@@ -460,8 +460,8 @@ class RoundDriver:
             f"${standard:.4f} at standard rates (${standard - batch:.4f} more than in a "
             "Message Batch"
             + (
-                "; at most: no call of a model it uses has been priced yet, and "
-                "the estimate counts no prompt-cache reads)"
+                "; a guess from the requests' sizes: no call of a model they use has been "
+                "answered yet)"
                 if guessed
                 else ")"
             )
