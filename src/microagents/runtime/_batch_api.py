@@ -71,8 +71,6 @@ class BatchApiModel:
         self.round = 0
         self.states: dict[str, CallState] = {}
         self.queued: list[PendingCall] = []
-        self.deferred = 0
-        """Calls deferred in this pass (new or already in a batch)."""
         self.store: BatchCallStore | None = None
 
     async def aclose(self) -> None:
@@ -84,7 +82,6 @@ class BatchApiModel:
         """Get ready for a pass over `batch`'s items, knowing its calls' `states`."""
         self.store, self.batch, self.round, self.states = store, batch, round_, states
         self.queued = []
-        self.deferred = 0
         self.leaders = {}
 
     async def flush(self) -> None:
@@ -114,7 +111,6 @@ class BatchApiModel:
             self.queued.append(self._pending(request, cid, run.run_id, key, signature, node))
             if len(self.queued) >= FLUSH_EVERY:
                 await self.flush()
-        self.deferred += 1
         raise RunSuspended(
             WaitingFor(
                 node,
