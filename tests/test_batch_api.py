@@ -28,7 +28,7 @@ from microagents.models._cache import CachedModel
 from microagents.models._protocol import Usage
 from microagents.models._retry import RetryPolicy
 from microagents.results import BatchSummary
-from microagents.runtime._batch import BatchProgress, run_batch
+from microagents.runtime._batch import BatchObserver, BatchProgress, run_batch
 from microagents.runtime._batch_api import BatchApiModel
 from microagents.runtime._journal_store import SQLiteJournal
 from microagents.runtime._rounds import BatchApiOptions, RoundDriver
@@ -68,24 +68,57 @@ def run_batch_api(
     budget_usd: float | None = None,
     tiers: ma.models.TierTable | None = None,
     journal_in: str = ".",
+    observer: BatchObserver | None = None,
+    cache: Path | None = None,
+    name: str = "items",
 ) -> BatchSummary:
+    """`name`.jsonl in `folder` through a batch-mode engine on the fake server, into
+    out.jsonl (out-`name`.jsonl for another name); with `cache`, the response cache on
+    (`--cache --batch-api`)."""
     tiers = tiers or _tiers()
     backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
+    out = folder / ("out.jsonl" if name == "items" else f"out-{name}.jsonl")
 
     async def main() -> BatchSummary:
         journal = SQLiteJournal(folder / journal_in / "journal.sqlite3")
-        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
+        model: ma.models.Model = BatchApiModel(backend)
+        if cache is not None:
+            model = CachedModel(model, cache)
+        async with ma.Engine(model, tiers=tiers, journal=journal) as engine:
             return await run_batch(
                 engine,
                 workflow,
-                folder / "items.jsonl",
-                folder / "out.jsonl",
+                folder / f"{name}.jsonl",
+                out,
                 resume=resume,
                 budget_usd=budget_usd,
+                observer=observer,
                 batch_api=options,
             )
 
     return anyio.run(main)
+
+
+class Recorder:
+    interval = 0.01
+
+    def __init__(self) -> None:
+        self.updates: list[BatchProgress] = []
+        self.notes: list[str] = []
+
+    def update(self, progress: BatchProgress, **_: Any) -> None:
+        self.updates.append(progress)
+
+    def note(self, message: str, **_: Any) -> None:
+        self.notes.append(message)
+
+
+def noted_run(
+    server: FakeAnthropicServer, folder: Path, options: BatchApiOptions = FAST
+) -> tuple[BatchSummary, list[str]]:
+    recorder = Recorder()
+    summary = run_batch_api(server, triage(), folder, options=options, observer=recorder)
+    return summary, recorder.notes
 
 
 def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
@@ -93,11 +126,7 @@ def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
 
 
 def out_lines(folder: Path) -> list[dict[str, Any]]:
-    return out_lines_of(folder / "out.jsonl")
-
-
-def out_lines_of(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
 
 
 def batch_cost(server: FakeAnthropicServer, tiers: ma.models.TierTable) -> float:
@@ -179,20 +208,6 @@ def test_a_round_is_split_into_message_batches_of_the_configured_size(
     assert_paid_once(server)
 
 
-class Recorder:
-    interval = 0.01
-
-    def __init__(self) -> None:
-        self.updates: list[BatchProgress] = []
-        self.notes: list[str] = []
-
-    def update(self, progress: BatchProgress, **_: Any) -> None:
-        self.updates.append(progress)
-
-    def note(self, message: str, **_: Any) -> None:
-        self.notes.append(message)
-
-
 def test_progress_shows_rounds_batches_in_flight_and_items_over_all_rounds(
     server: FakeAnthropicServer, tmp_path: Path
 ) -> None:
@@ -236,19 +251,7 @@ def test_a_small_tail_finishes_on_the_standard_api_and_says_what_it_costs(
 ) -> None:
     _script(server)
     write_items(tmp_path, tickets(20))
-    recorder = Recorder()
-    tiers = _tiers()
-    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
-
-    async def main() -> BatchSummary:
-        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
-            return await run_batch(
-                engine, triage(), tmp_path / "items.jsonl", tmp_path / "out.jsonl",
-                observer=recorder, batch_api=replace(FAST, standard_tail=4),
-            )  # fmt: skip
-
-    summary = anyio.run(main)
+    summary, notes = noted_run(server, tmp_path, replace(FAST, standard_tail=4))
     assert summary.all_ok
     assert len(out_lines(tmp_path)) == 20
     figures = summary.batch_api
@@ -259,9 +262,9 @@ def test_a_small_tail_finishes_on_the_standard_api_and_says_what_it_costs(
     assert figures.standard_calls == 4
     assert figures.standard_calls_cost_usd > 0
     assert summary.total_cost_usd == pytest.approx(
-        batch_cost(server, tiers) + figures.standard_calls_cost_usd
+        batch_cost(server, _tiers()) + figures.standard_calls_cost_usd
     )
-    (said,) = [note for note in recorder.notes if "standard API" in note]
+    (said,) = [note for note in notes if "standard API" in note]
     assert said.startswith("4 calls left (at most --standard-tail 4): making them on the")
     assert "more than in a Message Batch" in said
 
@@ -419,24 +422,6 @@ def test_a_hop_answered_in_a_batch_records_its_batch_wait_and_standard_cost(
     assert table.count("Message Batch msgbatch_") == 3
 
 
-def cached_run(
-    server: FakeAnthropicServer, folder: Path, cache: Path, name: str = "items.jsonl"
-) -> BatchSummary:
-    """A batch-mode run with the response cache on (`--cache --batch-api`)."""
-    tiers = _tiers()
-    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
-
-    async def main() -> BatchSummary:
-        journal = SQLiteJournal(folder / "journal.sqlite3")
-        model = CachedModel(BatchApiModel(backend), cache)
-        async with ma.Engine(model, tiers=tiers, journal=journal) as engine:
-            return await run_batch(
-                engine, triage(), folder / name, folder / f"out-{name}", batch_api=FAST
-            )
-
-    return anyio.run(main)
-
-
 def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
     server: FakeAnthropicServer, tmp_path: Path
 ) -> None:
@@ -444,7 +429,7 @@ def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
     # 6 tickets, each twice: identical requests, node by node.
     items = [{**ticket, "id": f"{ticket['id']}-{n}"} for ticket in tickets(6) for n in (1, 2)]
     write_items(tmp_path, items)
-    summary = cached_run(server, tmp_path, tmp_path / "cache.sqlite3")
+    summary = run_batch_api(server, triage(), tmp_path, cache=tmp_path / "cache.sqlite3")
     assert summary.all_ok
     assert summary.batch_api is not None
     paid = server.paid_batch_requests
@@ -453,7 +438,7 @@ def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
     assert sum(t.calls for t in summary.tiers.values()) == 2 * paid
     assert summary.batch_api.duplicates == paid
     assert summary.batch_api.calls == paid
-    lines = {line["id"]: line for line in out_lines_of(tmp_path / "out-items.jsonl")}
+    lines = {line["id"]: line for line in out_lines(tmp_path)}
     for ticket in tickets(6):
         first, second = lines[f"{ticket['id']}-1"], lines[f"{ticket['id']}-2"]
         assert first["output"] == second["output"]
@@ -464,7 +449,9 @@ def test_with_the_response_cache_a_repeated_request_is_asked_once_and_cached(
 
     # The results are in the response cache: the same tickets again ask the API nothing.
     (tmp_path / "again.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-    again = cached_run(server, tmp_path, tmp_path / "cache.sqlite3", "again.jsonl")
+    again = run_batch_api(
+        server, triage(), tmp_path, cache=tmp_path / "cache.sqlite3", name="again"
+    )
     assert again.all_ok
     assert server.paid_batch_requests == paid
     assert again.cache_hits == 2 * paid
@@ -476,19 +463,10 @@ def test_with_the_response_cache_a_standard_tail_takes_the_repeats_along(
     _script(server)
     items = [{**ticket, "id": f"{ticket['id']}-{n}"} for ticket in tickets(6) for n in (1, 2)]
     write_items(tmp_path, items)
-    tiers = _tiers()
-    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
-
-    async def main() -> BatchSummary:
-        journal = SQLiteJournal(tmp_path / "journal.sqlite3")
-        model = CachedModel(BatchApiModel(backend), tmp_path / "cache.sqlite3")
-        async with ma.Engine(model, tiers=tiers, journal=journal) as engine:
-            return await run_batch(
-                engine, triage(), tmp_path / "items.jsonl", tmp_path / "out.jsonl",
-                batch_api=replace(FAST, standard_tail=100),
-            )  # fmt: skip
-
-    summary = anyio.run(main)
+    summary = run_batch_api(
+        server, triage(), tmp_path, cache=tmp_path / "cache.sqlite3",
+        options=replace(FAST, standard_tail=100),
+    )  # fmt: skip
     # Round 1 in a batch (a request per ticket, its copy following); the rest, copies
     # included, on the standard API: every item finishes, none is left waiting.
     assert summary.all_ok, summary.to_dict()
@@ -524,32 +502,14 @@ def test_with_the_response_cache_a_repeated_request_shares_its_leaders_failure(
     _script(server)
     server.batch_settings = BatchSettings(processing_seconds=0.01, canceled=1.0)
     write_items(tmp_path, [{**tickets(1)[0], "id": f"copy-{n}"} for n in range(3)])
-    summary = cached_run(server, tmp_path, tmp_path / "cache.sqlite3")
+    summary = run_batch_api(server, triage(), tmp_path, cache=tmp_path / "cache.sqlite3")
     assert summary.failed == 3
-    lines = out_lines_of(tmp_path / "out-items.jsonl")
+    lines = out_lines(tmp_path)
     assert all("was canceled" in line["error"] for line in lines)
     assert [len(batch.results) for batch in server.batches] == [1]
 
 
 # -- an API that is full, failing or unreachable for a while ------------------------------
-
-
-def noted_run(
-    server: FakeAnthropicServer, folder: Path, options: BatchApiOptions = FAST
-) -> tuple[BatchSummary, list[str]]:
-    tiers = _tiers()
-    backend = AnthropicModel(api_key=API_KEY, base_url=server.base_url, tiers=tiers)
-    recorder = Recorder()
-
-    async def main() -> BatchSummary:
-        journal = SQLiteJournal(folder / "journal.sqlite3")
-        async with ma.Engine(BatchApiModel(backend), tiers=tiers, journal=journal) as engine:
-            return await run_batch(
-                engine, triage(), folder / "items.jsonl", folder / "out.jsonl",
-                observer=recorder, batch_api=options,
-            )  # fmt: skip
-
-    return anyio.run(main), recorder.notes
 
 
 def test_a_full_processing_queue_leaves_the_rest_for_the_next_round(
