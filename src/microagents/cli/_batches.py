@@ -126,9 +126,7 @@ def list_batches(as_json: bool, show_all: bool) -> None:
     finally:
         store.close()
     # Intents (no batch id yet) and, unless --all, collected batches are not asked about.
-    ask = [
-        r.id for r in records if r.status != "submitting" and (show_all or r.status != "collected")
-    ]
+    ask = [r.id for r in records if r.in_flight or (show_all and r.status == "collected")]
     found = _retrieve(ask)
     for record in records:
         view = _describe(record, found.get(record.id))
@@ -176,7 +174,7 @@ def cancel_batch(batch_id: str) -> None:
     store = _store()
     try:
         record = _records(store, batch_id)[0]
-        if record.status not in ("in_progress", "canceling"):
+        if not record.in_flight:
             raise MicroagentsError(
                 f"Message Batch '{batch_id}' is {record.status}: only one in flight can be canceled"
             )

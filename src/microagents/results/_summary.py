@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._results import RunResult
@@ -29,6 +29,15 @@ class TierTotals:
     cache_read_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_calls: int = 0
+
+    def add(self, other: TierTotals) -> None:
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cost_usd += other.cost_usd
+        self.unpriced_calls += other.unpriced_calls
 
     @property
     def cache_hit_rate(self) -> float:
@@ -204,14 +213,7 @@ class BatchStats:
         for node, triggers in other.triggers.items():
             self.triggers.setdefault(node, Counter()).update(triggers)
         for name, theirs in other.tiers.items():
-            ours = self.tiers.setdefault(name, TierTotals())
-            ours.calls += theirs.calls
-            ours.input_tokens += theirs.input_tokens
-            ours.output_tokens += theirs.output_tokens
-            ours.cache_write_tokens += theirs.cache_write_tokens
-            ours.cache_read_tokens += theirs.cache_read_tokens
-            ours.cost_usd += theirs.cost_usd
-            ours.unpriced_calls += theirs.unpriced_calls
+            self.tiers.setdefault(name, TierTotals()).add(theirs)
         self.latencies.merge(other.latencies)
 
     def add_failure(self, *, malformed: bool = False, duplicate: bool = False) -> None:
@@ -251,7 +253,7 @@ class BatchStats:
                 )
                 for node, (visits, escalated) in self.nodes.items()
             ),
-            tiers={name: _copy(totals) for name, totals in self.tiers.items()},
+            tiers={name: replace(totals) for name, totals in self.tiers.items()},
             cache_hits=self.cache_hits,
             tokens=self.tokens,
             cost_usd=self.cost_usd,
@@ -265,18 +267,6 @@ class BatchStats:
             stopped_by_budget=stopped_by_budget,
             interrupted=interrupted,
         )
-
-
-def _copy(totals: TierTotals) -> TierTotals:
-    return TierTotals(
-        totals.calls,
-        totals.input_tokens,
-        totals.output_tokens,
-        totals.cache_write_tokens,
-        totals.cache_read_tokens,
-        totals.cost_usd,
-        totals.unpriced_calls,
-    )
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:

@@ -236,9 +236,9 @@ class BatchRunner:
         self.in_rounds = in_rounds
         self.still_blocked = still_blocked
         if simulated is None:
-            simulated = _layer(engine.model, SimulatedModel) is not None
+            simulated = layer_of(engine.model, SimulatedModel) is not None
         self.simulated = simulated
-        self._limiter = _layer(engine.model, RateLimitedModel)
+        self._limiter = layer_of(engine.model, RateLimitedModel)
         self.batch = batch_key(workflow, self.input_path)
         self.stats = BatchStats(simulated=self.simulated)
         self._store = store
@@ -913,7 +913,7 @@ def _dumps(record: Mapping[str, Any]) -> str:
 _Layer = TypeVar("_Layer")
 
 
-def _layer(model: Model, kind: type[_Layer]) -> _Layer | None:
+def layer_of(model: Model, kind: type[_Layer]) -> _Layer | None:
     """The layer of type `kind` in `model`'s stack of wrappers, if there is one."""
     seen: Any = model
     for _ in range(16):  # wrappers keep the next layer in `inner`

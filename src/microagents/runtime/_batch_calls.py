@@ -118,6 +118,11 @@ class MessageBatchRecord:
     ended: float | None
     counts: dict[str, int] | None
 
+    @property
+    def in_flight(self) -> bool:
+        """Submitted and not collected yet (canceling included)."""
+        return self.status in ("in_progress", "canceling")
+
 
 @dataclass(frozen=True, slots=True)
 class Submitted:

@@ -27,15 +27,15 @@ again up to `BatchApiOptions.expired_limit` times, then fails its item, as ``can
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
+import anthropic
 import anyio
 import anyio.to_thread
 
@@ -60,17 +60,13 @@ from ._batch import (
     RoundsProgress,
     count_lines,
     default_out_path,
+    layer_of,
 )
 from ._batch_api import BatchApiModel
 from ._batch_calls import BatchCallStore, Follower, MessageBatchRecord, Submitted
 from ._engine import DEFAULT_CONCURRENCY, Engine
 from ._journal import batch_key, encode_response
 from ._journal_store import JournalStore
-
-if TYPE_CHECKING:
-    import anthropic
-
-T = TypeVar("T")
 
 MAX_REQUESTS = 100_000
 """The API's limits of one Message Batch: requests, and bytes of its body."""
@@ -137,7 +133,7 @@ class RoundDriver:
         observer: BatchObserver | None = None,
         options: BatchApiOptions | None = None,
     ) -> None:
-        layer = batch_api_layer(engine)
+        layer = layer_of(engine.model, BatchApiModel)
         if layer is None:
             raise MicroagentsError(
                 "batch_api needs an engine on the Message Batches back-end: "
@@ -151,8 +147,6 @@ class RoundDriver:
                 "batch_api needs a journal in a SQLite file (SQLiteJournal): runs wait in it "
                 "between rounds"
             )
-        # The SDK (~1 s to import) now, not on the event loop at the first submission.
-        importlib.import_module("anthropic")
         self.engine = engine
         self.workflow = workflow
         self.input_path = Path(input_path)
@@ -165,7 +159,7 @@ class RoundDriver:
         self.observer = observer
         self.options = options or BatchApiOptions()
         self.layer = layer
-        self.cache = _layer_above(engine, layer, CachedModel)
+        self.cache = layer_of(engine.model, CachedModel)
         """The response cache over the batch layer, if on: requests the same as one in the
         round are asked once, and every result is cached (for later rounds and runs)."""
         layer.dedupe = self.cache is not None
@@ -372,7 +366,7 @@ class RoundDriver:
 
     async def _ours_in_flight(self) -> bool:
         records = await anyio.to_thread.run_sync(self.calls.message_batches, self.batch)
-        return any(r.status in ("in_progress", "canceling") for r in records)
+        return any(r.in_flight for r in records)
 
     async def _create(self, chunk: Sequence[tuple[str, str]]) -> int:
         intent = f"intent-{uuid.uuid4().hex}"
@@ -384,8 +378,6 @@ class RoundDriver:
         # No retry by the SDK here: a create retried after a lost answer may create the batch
         # twice. A lost answer is resolved from the API's list, as after a crash.
         client = self.layer.backend.client
-        import anthropic
-
         try:
             created = await client.messages.batches.create(requests=requests)
         except anthropic.APIConnectionError:  # a timeout too: created or not, we cannot tell
@@ -476,7 +468,7 @@ class RoundDriver:
         in_flight = [
             record
             for record in await anyio.to_thread.run_sync(self.calls.message_batches, self.batch)
-            if record.status in ("in_progress", "canceling")
+            if record.in_flight
         ]
         if not in_flight:
             return
@@ -487,8 +479,6 @@ class RoundDriver:
             self._in_flight[record.id] = MessageBatchProgress(
                 record.id, record.round, record.status, {"processing": record.requests}
             )
-        import anthropic
-
         failing = False
         try:
             while waiting:
@@ -634,8 +624,6 @@ class RoundDriver:
         """`_recover`, through failures of the API for as long as they last: until the
         API's list says whether a batch was created, its calls can be neither sent again nor
         awaited."""
-        import anthropic
-
         delay = self.options.poll_interval
         while True:
             try:
@@ -705,7 +693,7 @@ class RoundDriver:
         by_node = await anyio.to_thread.run_sync(calls.costs_by_node, self.batch)
         waited = await anyio.to_thread.run_sync(calls.waited, self.batch)
         duplicates = await anyio.to_thread.run_sync(calls.duplicates, self.batch)
-        in_flight = sum(1 for r in records if r.status != "collected")
+        in_flight = sum(1 for r in records if r.in_flight)
         self._phase = "detached" if in_flight else "stopped" if pending else "finished"
         figures = BatchApiFigures(
             rounds=self.round,
@@ -736,28 +724,6 @@ class RoundDriver:
     def _note(self, message: str) -> None:
         if self.observer is not None:
             self.observer.note(message)
-
-
-def _layer_above(engine: Engine, below: object, kind: type[T]) -> T | None:
-    """The layer of type `kind` in `engine`'s model stack above `below`, if any."""
-    seen: Any = engine.model
-    while seen is not None and seen is not below:
-        if isinstance(seen, kind):
-            return seen
-        seen = getattr(seen, "inner", None)
-    return None
-
-
-def batch_api_layer(engine: Engine) -> BatchApiModel | None:
-    """The Message Batches layer of `engine`'s model stack, if it has one."""
-    seen: Any = engine.model
-    for _ in range(16):
-        if isinstance(seen, BatchApiModel):
-            return seen
-        seen = getattr(seen, "inner", None)
-        if seen is None:
-            return None
-    return None
 
 
 def _guess(sizes: Sequence[int], sample: Sequence[str]) -> Usage:
